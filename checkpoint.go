@@ -1,0 +1,147 @@
+package dirstore
+
+import (
+	"encoding/binary"
+	"sync"
+	"time"
+
+	"github.com/dirstore/dirstore/manifest"
+)
+
+// With Options.NoSync nothing is fsynced as it is written. To keep the
+// promise that a crash leaves a prefix of the acknowledged operations with
+// no torn value, every operation commits an undo record (the key's entry
+// before and after) in the same manifest batch, and the file it supersedes
+// is kept until a checkpoint has made the operation durable. Recovery
+// checks the files of the operations after the last checkpoint in order and
+// undoes everything from the first one whose file did not survive.
+type nosyncState struct {
+	mu      sync.Mutex // serializes NoSync commits; guards the fields below
+	seq     uint64     // next undo sequence number
+	written []string   // files written since the last checkpoint
+	garbage []string   // files superseded since the last checkpoint
+
+	ckptMu   sync.Mutex // one checkpoint at a time
+	lastCkpt uint64
+
+	kick chan struct{}
+	quit chan struct{}
+	loop sync.WaitGroup
+}
+
+const (
+	// checkpointFiles is how many written or superseded files start a
+	// background checkpoint.
+	checkpointFiles = 2048
+	// maxGarbage is how many superseded files make writers checkpoint
+	// themselves instead of leaving it to the background.
+	maxGarbage = 64 << 10
+)
+
+func (n *nosyncState) start(s *Store) {
+	n.kick = make(chan struct{}, 1)
+	n.quit = make(chan struct{})
+	n.loop.Add(1)
+	go func() {
+		defer n.loop.Done()
+		t := time.NewTicker(s.opts.CheckpointInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-n.quit:
+				return
+			case <-t.C:
+			case <-n.kick:
+			}
+			if err := s.checkpoint(); err != nil {
+				s.opts.Logf("dirstore: checkpoint %s: %v", s.dir, err)
+			}
+		}
+	}()
+}
+
+func (n *nosyncState) stop() {
+	if n.quit != nil {
+		close(n.quit)
+		n.loop.Wait()
+	}
+}
+
+func (n *nosyncState) poke() {
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+}
+
+// commit commits b with the undo record of changing key from old to new.
+func (n *nosyncState) commit(s *Store, b *manifest.Batch, key string, old, new *manifest.Entry) error {
+	n.mu.Lock()
+	b.PutUndo(&manifest.Undo{Seq: n.seq, Key: key, Old: old, New: new})
+	err := commitBatch(b, false)
+	if err == nil {
+		n.seq++
+		if new != nil {
+			n.written = append(n.written, fileName(key, *new))
+		}
+	}
+	full := len(n.written) >= checkpointFiles
+	n.mu.Unlock()
+	if full {
+		n.poke()
+	}
+	return err
+}
+
+// discard keeps a superseded file until the next checkpoint.
+func (n *nosyncState) discard(s *Store, name string) {
+	n.mu.Lock()
+	n.garbage = append(n.garbage, name)
+	k := len(n.garbage)
+	n.mu.Unlock()
+	switch {
+	case k >= maxGarbage:
+		if err := s.checkpoint(); err != nil {
+			s.opts.Logf("dirstore: checkpoint %s: %v", s.dir, err)
+		}
+	case k >= checkpointFiles:
+		n.poke()
+	}
+}
+
+// checkpoint makes every operation committed so far durable, then drops
+// their undo records and removes the files they superseded.
+func (s *Store) checkpoint() error {
+	n := &s.nosync
+	n.ckptMu.Lock()
+	defer n.ckptMu.Unlock()
+	n.mu.Lock()
+	seq, written, garbage := n.seq, n.written, n.garbage
+	n.written, n.garbage = nil, nil
+	n.mu.Unlock()
+	if seq == n.lastCkpt && len(garbage) == 0 {
+		return nil
+	}
+	err := s.files.SyncFiles(written)
+	if err == nil {
+		err = s.files.SyncDir()
+	}
+	if err == nil {
+		err = s.man.Sync()
+	}
+	if err == nil {
+		b := s.man.NewBatch()
+		b.DeleteUndos(seq)
+		b.SetMeta(metaCkpt, binary.AppendUvarint(nil, seq))
+		err = commitBatch(b, true)
+	}
+	if err != nil {
+		s.fail(err)
+		return err
+	}
+	n.lastCkpt = seq
+	for _, name := range garbage {
+		s.gc.remove(name)
+	}
+	return nil
+}

@@ -1,0 +1,666 @@
+package dirstore
+
+import (
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"iter"
+	"sync"
+	"sync/atomic"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/dirstore/dirstore/internal/datadir"
+	"github.com/dirstore/dirstore/internal/escape"
+	"github.com/dirstore/dirstore/manifest"
+)
+
+// metaDir is the hidden subdirectory that holds the lock and the manifest.
+const metaDir = ".dirstore"
+
+// maxCachedKey is the longest key whose entry the entry cache keeps.
+const maxCachedKey = 256
+
+// Store maps string keys to byte values, one file per value, in a directory.
+// See the package documentation for its guarantees. All methods are safe for
+// concurrent use; Close must be called to release the directory.
+type Store struct {
+	dir   string
+	opts  Options
+	files datadir.Dir
+	man   *manifest.DB
+	lock  io.Closer
+
+	// hot caches recent manifest entries. It is only changed with the key's
+	// stripe locked, so it never holds an entry older than the manifest's.
+	hot     *lru.Cache[string, manifest.Entry]
+	stripes [256]sync.Mutex
+
+	count atomic.Int64 // keys
+	bytes atomic.Int64 // sum of value sizes
+
+	versions versionSource
+	dirSync  syncGroup
+	gc       collector
+
+	// closeMu is held for reading by every operation and for writing by
+	// Close, so Close waits for operations in flight.
+	closeMu sync.RWMutex
+	closed  bool
+	failed  atomic.Pointer[error]
+
+	// nosync holds the state of NoSync mode (see checkpoint.go).
+	nosync nosyncState
+}
+
+// Open opens the store in dir, creating the directory if it is missing (nil
+// opts means the defaults). A directory is open in at most one Store at a
+// time, in this process or any other: a second Open fails with ErrLocked.
+//
+// The first Open of a directory that holds files written by Python's
+// zict.File adopts them as keys, without copying. Open after a crash
+// recovers: it rolls an unsynced store back to a prefix of its operations,
+// removes files the manifest does not know (of the store's own naming
+// only) and reports entries whose files are missing through Options.Logf.
+func Open(dir string, opts *Options) (*Store, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{dir: dir, opts: o}
+	if err := s.open(); err != nil {
+		s.release()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) open() error {
+	fsys := s.opts.FS
+	meta := fsys.PathJoin(s.dir, metaDir)
+	if s.opts.ReadOnly {
+		if _, err := fsys.Stat(meta); err != nil {
+			if _, err2 := fsys.Stat(s.dir); err2 != nil {
+				return fmt.Errorf("dirstore: open %s: %w", s.dir, err2)
+			}
+		}
+	} else if err := fsys.MkdirAll(meta, s.opts.DirMode); err != nil {
+		return fmt.Errorf("dirstore: open %s: %w", s.dir, err)
+	}
+	if _, err := fsys.Stat(meta); err == nil {
+		lock, err := fsys.Lock(fsys.PathJoin(meta, "LOCK"))
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrLocked, s.dir, err)
+		}
+		s.lock = lock
+	}
+	files, err := datadir.Open(fsys, s.dir, s.opts.FileMode)
+	if err != nil {
+		return fmt.Errorf("dirstore: open %s: %w", s.dir, err)
+	}
+	s.files = files
+	if s.opts.EntryCache > 0 {
+		s.hot, _ = lru.New[string, manifest.Entry](s.opts.EntryCache)
+	}
+
+	manDir := fsys.PathJoin(meta, "manifest")
+	exists, err := manifest.Exists(fsys, manDir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("dirstore: open %s: manifest: %w", s.dir, err)
+	}
+	if !exists && s.opts.ReadOnly {
+		// A directory that was never opened writable: read it as zict's.
+		return s.openReadOnlyZict()
+	}
+	s.man, err = manifest.Open(manDir, manifest.Options{FS: fsys, ReadOnly: s.opts.ReadOnly})
+	if err != nil {
+		return fmt.Errorf("dirstore: open %s: manifest: %w", s.dir, err)
+	}
+	st, ok, err := s.readState()
+	if err != nil {
+		return err
+	}
+	switch {
+	case !exists:
+		err = s.adopt()
+	case !ok || !st.clean:
+		if s.opts.ReadOnly {
+			err = s.checkReadOnlyRecovery()
+		} else {
+			err = s.recover()
+		}
+	default:
+		s.count.Store(st.count)
+		s.bytes.Store(st.bytes)
+		s.versions.next = st.next
+		var ckpt uint64
+		ckpt, err = s.metaUint(metaCkpt)
+		s.nosync.seq, s.nosync.lastCkpt = ckpt, ckpt
+	}
+	if err != nil {
+		return err
+	}
+	if s.opts.ReadOnly {
+		return nil
+	}
+	// From here until a clean Close, a crash makes the next Open recover.
+	if err := s.versions.init(s); err != nil {
+		return err
+	}
+	s.gc.start(s)
+	if s.opts.NoSync {
+		s.nosync.start(s)
+	}
+	return nil
+}
+
+// release closes whatever Open got as far as opening.
+func (s *Store) release() error {
+	var errs []error
+	if s.man != nil {
+		errs = append(errs, s.man.Close())
+	}
+	if s.files != nil {
+		errs = append(errs, s.files.Close())
+	}
+	if s.lock != nil {
+		errs = append(errs, s.lock.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Close makes every acknowledged write durable, removes superseded files
+// and releases the directory. Operations in flight finish first; later ones
+// return an error matching fs.ErrClosed.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return fmt.Errorf("dirstore: close %s: %w", s.dir, ErrClosed)
+	}
+	s.closed = true
+	var errs []error
+	if !s.opts.ReadOnly && s.man != nil {
+		if s.opts.NoSync {
+			s.nosync.stop()
+			if err := s.checkpoint(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		s.gc.stop()
+		if len(errs) == 0 && s.failed.Load() == nil {
+			errs = append(errs, s.writeCleanState())
+		}
+	}
+	errs = append(errs, s.release())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("dirstore: close %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+// Sync makes every acknowledged write durable and removes the files that
+// later writes superseded. With Options.NoSync this is what Close and the
+// background checkpoints do; otherwise writes are durable already and Sync
+// only waits for the removals.
+func (s *Store) Sync() error {
+	if err := s.begin("sync", "", true); err != nil {
+		return err
+	}
+	defer s.closeMu.RUnlock()
+	if s.opts.NoSync {
+		if err := s.checkpoint(); err != nil {
+			return err
+		}
+	}
+	s.gc.wait()
+	return nil
+}
+
+// begin takes closeMu for reading and checks that op may run. On success
+// the caller must RUnlock closeMu.
+func (s *Store) begin(op, key string, write bool) error {
+	s.closeMu.RLock()
+	var err error
+	switch {
+	case s.closed:
+		err = ErrClosed
+	case len(key) > MaxKeyLen:
+		err = ErrInvalidKey
+	case write && s.opts.ReadOnly:
+		err = ErrReadOnly
+	case write && s.failed.Load() != nil:
+		err = fmt.Errorf("%w: %w", ErrFailed, *s.failed.Load())
+	}
+	if err != nil {
+		s.closeMu.RUnlock()
+		if key == "" && op == "sync" {
+			return fmt.Errorf("dirstore: %s %s: %w", op, s.dir, err)
+		}
+		return keyErr(op, key, err)
+	}
+	return nil
+}
+
+// fail records err, after which the store refuses writes.
+func (s *Store) fail(err error) {
+	s.failed.CompareAndSwap(nil, &err)
+}
+
+func (s *Store) stripe(key string) *sync.Mutex {
+	// FNV-1a; the stripes only spread contention.
+	h := uint32(2166136261)
+	for i := 0; i < len(key) && i < 64; i++ {
+		h = (h ^ uint32(key[i])) * 16777619
+	}
+	return &s.stripes[h%uint32(len(s.stripes))]
+}
+
+// fileName returns the name of the file that holds key's value.
+func fileName(key string, e manifest.Entry) string {
+	if e.Legacy {
+		return escape.Quote(key)
+	}
+	return escape.Name(key, e.Version)
+}
+
+// lookup returns key's entry, from the entry cache if it is there.
+func (s *Store) lookup(key string) (manifest.Entry, bool, error) {
+	if s.hot != nil {
+		if e, ok := s.hot.Get(key); ok {
+			return e, true, nil
+		}
+	}
+	if s.hot == nil || len(key) > maxCachedKey {
+		return s.man.Get(key)
+	}
+	// Fill the cache under the stripe lock so that a concurrent Set cannot
+	// be overtaken by the older entry read here.
+	mu := s.stripe(key)
+	mu.Lock()
+	defer mu.Unlock()
+	return s.lookupLocked(key)
+}
+
+// lookupLocked is lookup with the key's stripe held.
+func (s *Store) lookupLocked(key string) (manifest.Entry, bool, error) {
+	if s.hot != nil {
+		if e, ok := s.hot.Peek(key); ok {
+			return e, true, nil
+		}
+	}
+	e, ok, err := s.man.Get(key)
+	if err == nil && ok && s.hot != nil && len(key) <= maxCachedKey {
+		s.hot.Add(key, e)
+	}
+	return e, ok, err
+}
+
+// Set stores value under key, replacing any previous value. Unless
+// Options.NoSync is set, the value is durable when Set returns nil.
+func (s *Store) Set(key string, value []byte) error {
+	return s.SetBuffers(key, value)
+}
+
+// SetBuffers stores the concatenation of bufs under key, writing them with
+// one writev and without joining them in memory.
+func (s *Store) SetBuffers(key string, bufs ...[]byte) error {
+	if err := s.begin("set", key, true); err != nil {
+		return err
+	}
+	defer s.closeMu.RUnlock()
+	v, err := s.versions.take(s)
+	if err != nil {
+		return keyErr("set", key, err)
+	}
+	e := manifest.Entry{Version: v}
+	for _, b := range bufs {
+		e.Size += int64(len(b))
+		e.CRC = crc32.Update(e.CRC, datadir.Castagnoli, b)
+	}
+	name := escape.Name(key, v)
+	if err := s.files.Write(name, bufs, !s.opts.NoSync); err != nil {
+		return keyErr("set", key, err)
+	}
+	return s.install("set", key, name, e)
+}
+
+// SetFrom stores what r yields until io.EOF under key and returns its
+// length. The value streams to its file through a fixed-size buffer, so
+// memory use does not depend on its size. If r fails, nothing changes.
+func (s *Store) SetFrom(key string, r io.Reader) (int64, error) {
+	if err := s.begin("set", key, true); err != nil {
+		return 0, err
+	}
+	defer s.closeMu.RUnlock()
+	v, err := s.versions.take(s)
+	if err != nil {
+		return 0, keyErr("set", key, err)
+	}
+	name := escape.Name(key, v)
+	n, crc, err := s.files.WriteFrom(name, r, !s.opts.NoSync)
+	if err != nil {
+		return 0, keyErr("set", key, err)
+	}
+	return n, s.install("set", key, name, manifest.Entry{Version: v, Size: n, CRC: crc})
+}
+
+// install points key at the new file name, which holds entry e, and
+// schedules the file it replaces for removal. On error the new file is
+// removed and the store is unchanged.
+func (s *Store) install(op, key, name string, e manifest.Entry) error {
+	if !s.opts.NoSync {
+		if err := s.dirSync.sync(s.files.SyncDir); err != nil {
+			s.fail(err)
+			_ = s.files.Remove(name)
+			return keyErr(op, key, err)
+		}
+	}
+	old, had, err := s.commit(key, &e)
+	if err != nil {
+		_ = s.files.Remove(name)
+		return keyErr(op, key, err)
+	}
+	if had {
+		s.discard(fileName(key, old))
+	}
+	return nil
+}
+
+// commit changes key's entry to *e, or deletes it if e is nil, and returns
+// the entry it had.
+func (s *Store) commit(key string, e *manifest.Entry) (old manifest.Entry, had bool, err error) {
+	mu := s.stripe(key)
+	mu.Lock()
+	defer mu.Unlock()
+	old, had, err = s.lookupLocked(key)
+	if err != nil {
+		return old, had, err
+	}
+	if e == nil && !had {
+		return old, had, ErrNotFound
+	}
+	b := s.man.NewBatch()
+	if e != nil {
+		b.Put(key, *e)
+	} else {
+		b.Delete(key)
+	}
+	var oldp *manifest.Entry
+	if had {
+		oldp = &old
+	}
+	if s.opts.NoSync {
+		err = s.nosync.commit(s, b, key, oldp, e)
+	} else {
+		err = commitBatch(b, true)
+	}
+	if err != nil {
+		s.fail(err)
+		return old, had, err
+	}
+	if s.hot != nil {
+		if e != nil && len(key) <= maxCachedKey {
+			s.hot.Add(key, *e)
+		} else {
+			s.hot.Remove(key)
+		}
+	}
+	switch {
+	case e == nil:
+		s.count.Add(-1)
+		s.bytes.Add(-old.Size)
+	case had:
+		s.bytes.Add(e.Size - old.Size)
+	default:
+		s.count.Add(1)
+		s.bytes.Add(e.Size)
+	}
+	return old, had, nil
+}
+
+// commitBatch commits b, turning a pebble fatal error into an error.
+func commitBatch(b *manifest.Batch, sync bool) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			fe, ok := r.(*manifest.FatalError)
+			if !ok {
+				panic(r)
+			}
+			err = fe
+		}
+	}()
+	return b.Commit(sync)
+}
+
+// discard schedules the removal of a superseded file.
+func (s *Store) discard(name string) {
+	if s.opts.NoSync {
+		s.nosync.discard(s, name)
+		return
+	}
+	s.gc.remove(name)
+}
+
+// Delete removes key. Unless Options.NoSync is set, the deletion is durable
+// when Delete returns nil. A missing key is ErrNotFound.
+func (s *Store) Delete(key string) error {
+	if err := s.begin("delete", key, true); err != nil {
+		return err
+	}
+	defer s.closeMu.RUnlock()
+	old, _, err := s.commit(key, nil)
+	if err != nil {
+		return keyErr("delete", key, err)
+	}
+	s.discard(fileName(key, old))
+	return nil
+}
+
+// Get returns a copy of key's value, which the caller owns. A missing key is
+// ErrNotFound; a value whose file does not match the manifest is ErrCorrupt.
+func (s *Store) Get(key string) ([]byte, error) {
+	if err := s.begin("get", key, false); err != nil {
+		return nil, err
+	}
+	defer s.closeMu.RUnlock()
+	var out []byte
+	err := s.read("get", key, false, func(b []byte) error { out = b; return nil })
+	return out, err
+}
+
+// View calls fn with key's value, which is valid only until fn returns and
+// must not be modified. With Options.Mmap the value is a read-only memory
+// map of the file and is not copied. fn's error is returned as it is.
+func (s *Store) View(key string, fn func(value []byte) error) error {
+	if err := s.begin("view", key, false); err != nil {
+		return err
+	}
+	defer s.closeMu.RUnlock()
+	return s.read("view", key, true, fn)
+}
+
+// viewBufs recycles View's read buffers.
+var viewBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// read finds key's file and hands its checked contents to fn. borrow means
+// fn does not keep the slice, so a pooled buffer or a map may be used.
+func (s *Store) read(op, key string, borrow bool, fn func([]byte) error) error {
+	e, ok, err := s.lookup(key)
+	for attempt := 0; ; attempt++ {
+		if err != nil {
+			return keyErr(op, key, err)
+		}
+		if !ok {
+			return keyErr(op, key, ErrNotFound)
+		}
+		name := fileName(key, e)
+		var data []byte
+		var unmap func() error
+		var bufp *[]byte
+		mapped := false
+		if borrow && s.opts.Mmap {
+			data, unmap, mapped, err = s.files.Map(name, e.Size)
+		}
+		if !mapped {
+			var buf []byte
+			if borrow {
+				bufp = viewBufs.Get().(*[]byte)
+				buf = *bufp
+			}
+			data, err = s.files.Read(name, e.Size, buf)
+		}
+		if errors.Is(err, fs.ErrNotExist) && attempt < 8 {
+			// A concurrent Set or Delete may have replaced the file after
+			// the lookup: look again.
+			if bufp != nil {
+				viewBufs.Put(bufp)
+			}
+			e2, ok2, err2 := s.lookup(key)
+			if err2 != nil || !ok2 || e2 != e {
+				e, ok, err = e2, ok2, err2
+				continue
+			}
+		}
+		if err == nil && crc32.Checksum(data, datadir.Castagnoli) != e.CRC {
+			err = fmt.Errorf("%s: checksum mismatch", s.files.Path(name))
+		}
+		if err != nil {
+			if unmap != nil {
+				unmap()
+			}
+			if bufp != nil {
+				viewBufs.Put(bufp)
+			}
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, datadir.ErrSize) || !isIOError(err) {
+				return corruptErr(op, key, err)
+			}
+			return keyErr(op, key, err)
+		}
+		err = fn(data)
+		if unmap != nil {
+			if uerr := unmap(); err == nil && uerr != nil {
+				err = keyErr(op, key, uerr)
+			}
+		}
+		if bufp != nil {
+			if cap(data) <= 1<<20 {
+				*bufp = data[:0]
+			}
+			viewBufs.Put(bufp)
+		}
+		return err
+	}
+}
+
+// isIOError reports whether err is a failure to do I/O (as opposed to a
+// file that does not hold what the manifest recorded).
+func isIOError(err error) bool {
+	var pe *fs.PathError
+	return errors.As(err, &pe) && !errors.Is(err, datadir.ErrSize)
+}
+
+// Has reports whether key has a value.
+func (s *Store) Has(key string) (bool, error) {
+	if err := s.begin("has", key, false); err != nil {
+		return false, err
+	}
+	defer s.closeMu.RUnlock()
+	if s.hot != nil {
+		if _, ok := s.hot.Peek(key); ok {
+			return true, nil
+		}
+	}
+	_, ok, err := s.man.Get(key)
+	if err != nil {
+		return false, keyErr("has", key, err)
+	}
+	return ok, nil
+}
+
+// Len returns the number of keys.
+func (s *Store) Len() int { return int(s.count.Load()) }
+
+// Keys returns the keys in sorted order, from a consistent snapshot taken
+// when iteration starts. Iteration stops after yielding an error.
+func (s *Store) Keys() iter.Seq2[string, error] { return s.KeysWithPrefix("") }
+
+// KeysWithPrefix is Keys restricted to the keys that start with prefix.
+func (s *Store) KeysWithPrefix(prefix string) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		if err := s.begin("keys", prefix, false); err != nil {
+			yield("", err)
+			return
+		}
+		defer s.closeMu.RUnlock()
+		for ke, err := range s.man.Entries(prefix) {
+			if err != nil {
+				yield("", keyErr("keys", prefix, err))
+				return
+			}
+			if !yield(ke.Key, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Stats describes a store.
+type Stats struct {
+	Keys     int64 // number of keys
+	Bytes    int64 // sum of the values' sizes
+	NoSync   bool
+	ReadOnly bool
+	Mmap     bool
+}
+
+// Stats returns the store's counts and mode.
+func (s *Store) Stats() Stats {
+	return Stats{Keys: s.count.Load(), Bytes: s.bytes.Load(), NoSync: s.opts.NoSync, ReadOnly: s.opts.ReadOnly, Mmap: s.opts.Mmap}
+}
+
+// Verify reads every value and checks it against the manifest, calling fn
+// with each key and nil or the error its value gives (ErrCorrupt for a
+// mismatch). It stops early if fn returns false, and returns an error only
+// if the manifest cannot be read.
+func (s *Store) Verify(fn func(key string, err error) bool) error {
+	if err := s.begin("verify", "", false); err != nil {
+		return err
+	}
+	defer s.closeMu.RUnlock()
+	var buf []byte
+	for ke, err := range s.man.Entries("") {
+		if err != nil {
+			return fmt.Errorf("dirstore: verify %s: %w", s.dir, err)
+		}
+		name := fileName(ke.Key, ke.Entry)
+		data, err := s.files.Read(name, ke.Size, buf)
+		if err == nil {
+			buf = data
+			if crc32.Checksum(data, datadir.Castagnoli) != ke.CRC {
+				err = fmt.Errorf("%s: checksum mismatch", s.files.Path(name))
+			}
+		}
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, datadir.ErrSize) || !isIOError(err) {
+				err = corruptErr("verify", ke.Key, err)
+			} else {
+				err = keyErr("verify", ke.Key, err)
+			}
+		}
+		if !fn(ke.Key, err) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// Dir returns the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// String describes the store as zict does: <Store: DIR, N elements>.
+func (s *Store) String() string {
+	return fmt.Sprintf("<Store: %s, %d elements>", s.dir, s.Len())
+}

@@ -1,0 +1,74 @@
+package dirstore
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+)
+
+// Errors returned by a Store. Each is wrapped with the operation and the key
+// (a *KeyError) or the path; test them with errors.Is.
+var (
+	// ErrNotFound means the key has no value. It matches fs.ErrNotExist.
+	ErrNotFound error = &sentinel{"dirstore: key not found", fs.ErrNotExist}
+	// ErrClosed means the Store was used after Close. It matches fs.ErrClosed.
+	ErrClosed error = &sentinel{"dirstore: store is closed", fs.ErrClosed}
+	// ErrReadOnly means a write to a store opened with Options.ReadOnly. It
+	// matches fs.ErrPermission.
+	ErrReadOnly error = &sentinel{"dirstore: store is read-only", fs.ErrPermission}
+	// ErrCorrupt means a value's file does not hold what the manifest
+	// recorded (missing, wrong length or wrong checksum). The bytes are never
+	// returned.
+	ErrCorrupt = errors.New("dirstore: value is corrupt")
+	// ErrLocked means the directory is already open, in this process or
+	// another.
+	ErrLocked = errors.New("dirstore: store is already open")
+	// ErrInvalidKey means a key longer than MaxKeyLen. It matches
+	// fs.ErrInvalid.
+	ErrInvalidKey error = &sentinel{"dirstore: key too long", fs.ErrInvalid}
+	// ErrFailed means an earlier fsync or manifest commit failed, so the
+	// store can no longer promise durability and refuses writes until it is
+	// reopened. Reads keep working.
+	ErrFailed = errors.New("dirstore: store failed and refuses writes")
+)
+
+// MaxKeyLen is the longest key a Store accepts, in bytes.
+const MaxKeyLen = 1 << 20
+
+// sentinel is an error that also matches a standard io/fs error.
+type sentinel struct {
+	msg  string
+	also error
+}
+
+func (e *sentinel) Error() string        { return e.msg }
+func (e *sentinel) Is(target error) bool { return target == e.also }
+
+// KeyError records an error and the operation and key that caused it.
+type KeyError struct {
+	Op  string // "get", "set", "delete", ...
+	Key string
+	Err error
+}
+
+func (e *KeyError) Error() string {
+	return e.Op + " " + quoteKey(e.Key) + ": " + e.Err.Error()
+}
+
+func (e *KeyError) Unwrap() error { return e.Err }
+
+// quoteKey quotes a key for a message, shortening a long one.
+func quoteKey(k string) string {
+	if len(k) > 120 {
+		return strconv.Quote(k[:100]) + fmt.Sprintf("...(%d bytes)", len(k))
+	}
+	return strconv.Quote(k)
+}
+
+func keyErr(op, key string, err error) error { return &KeyError{Op: op, Key: key, Err: err} }
+
+// corruptErr wraps a file-level cause of corruption in ErrCorrupt.
+func corruptErr(op, key string, cause error) error {
+	return keyErr(op, key, fmt.Errorf("%w: %w", ErrCorrupt, cause))
+}

@@ -1,0 +1,80 @@
+// Package datadir reads and writes a store's value files. Two
+// implementations share one interface: a fast one on a directory descriptor
+// (unix, the default file system: three syscalls to read a small value,
+// symbolic links never followed) and one over any pebble vfs.FS, which is how
+// tests put crash-simulating and fault-injecting file systems under a store.
+package datadir
+
+import (
+	"errors"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Castagnoli is the CRC-32C table used for value checksums.
+var Castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrSize reports a file whose length is not the one the caller expected.
+var ErrSize = errors.New("file size does not match")
+
+// Dir is a directory of value files. Its methods are safe for concurrent use.
+// File-level errors are *fs.PathError.
+type Dir interface {
+	// Write creates name, which must not exist, and writes bufs to it, then
+	// fsyncs it if sync is set. On error the file is removed.
+	Write(name string, bufs [][]byte, sync bool) error
+	// WriteFrom is Write with the value read from r; it returns the length
+	// and CRC-32C of what it wrote.
+	WriteFrom(name string, r io.Reader, sync bool) (int64, uint32, error)
+	// Read returns the contents of name, which must be size bytes long: a
+	// different length is an error wrapping ErrSize. buf is used if large
+	// enough.
+	Read(name string, size int64, buf []byte) ([]byte, error)
+	// Map returns a read-only memory map of name, which must be size bytes
+	// long, and the function that unmaps it. ok is false where mapping is not
+	// possible (the caller reads instead).
+	Map(name string, size int64) (data []byte, unmap func() error, ok bool, err error)
+	// Remove removes name.
+	Remove(name string) error
+	// SyncFiles makes the named files' contents durable.
+	SyncFiles(names []string) error
+	// SyncDir makes the directory's entries durable.
+	SyncDir() error
+	// List returns the names in the directory.
+	List() ([]string, error)
+	// Path returns the path of name, for messages.
+	Path(name string) string
+	Close() error
+}
+
+// Open returns the Dir for dir on fsys, creating files with perm. The fast
+// implementation is used where fsys is the default file system and the
+// platform has one.
+func Open(fsys vfs.FS, dir string, perm fs.FileMode) (Dir, error) {
+	if fsys == nil || fsys == vfs.Default {
+		if d, err := openFast(dir, perm); d != nil || err != nil {
+			return d, err
+		}
+		fsys = vfs.Default
+	}
+	return &vfsDir{fs: fsys, dir: dir}, nil
+}
+
+// copyBufPool holds the buffers WriteFrom copies through.
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+func pathErr(op, path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return err
+	}
+	if le := (*os.LinkError)(nil); errors.As(err, &le) {
+		return err
+	}
+	return &fs.PathError{Op: op, Path: path, Err: err}
+}

@@ -1,0 +1,248 @@
+//go:build unix
+
+package datadir
+
+import (
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/edsrzf/mmap-go"
+	"golang.org/x/sys/unix"
+)
+
+// fastDir works on a descriptor of the directory with openat and friends:
+// names are resolved inside the directory only, and O_NOFOLLOW keeps a
+// symbolic link planted under a value's name from being followed.
+type fastDir struct {
+	dir  string
+	fd   int
+	perm uint32
+}
+
+func openFast(dir string, perm fs.FileMode) (Dir, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, pathErr("open", dir, err)
+	}
+	return &fastDir{dir: dir, fd: fd, perm: uint32(perm.Perm())}, nil
+}
+
+func (d *fastDir) Path(name string) string { return filepath.Join(d.dir, name) }
+
+func (d *fastDir) openat(name string, flags int, perm uint32) (int, error) {
+	for {
+		fd, err := unix.Openat(d.fd, name, flags|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+		if err == unix.EINTR {
+			continue
+		}
+		return fd, err
+	}
+}
+
+func (d *fastDir) create(name string) (int, error) {
+	fd, err := d.openat(name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, d.perm)
+	if err != nil {
+		return -1, pathErr("create", d.Path(name), err)
+	}
+	return fd, nil
+}
+
+// finish syncs and closes fd, and removes name if anything failed.
+func (d *fastDir) finish(name string, fd int, sync bool, err error) error {
+	if err == nil && sync {
+		if e := unix.Fsync(fd); e != nil {
+			err = pathErr("sync", d.Path(name), e)
+		}
+	}
+	if e := unix.Close(fd); err == nil && e != nil {
+		err = pathErr("close", d.Path(name), e)
+	}
+	if err != nil {
+		_ = unix.Unlinkat(d.fd, name, 0)
+	}
+	return err
+}
+
+func (d *fastDir) Write(name string, bufs [][]byte, sync bool) error {
+	fd, err := d.create(name)
+	if err != nil {
+		return err
+	}
+	return d.finish(name, fd, sync, d.writeAll(name, fd, bufs))
+}
+
+// writeAll writes bufs in order, with one writev where there are several.
+func (d *fastDir) writeAll(name string, fd int, bufs [][]byte) error {
+	for len(bufs) > 0 {
+		if len(bufs[0]) == 0 {
+			bufs = bufs[1:]
+			continue
+		}
+		var n int
+		var err error
+		if len(bufs) == 1 {
+			n, err = unix.Write(fd, bufs[0])
+		} else {
+			n, err = unix.Writev(fd, bufs[:min(len(bufs), 1024)])
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return pathErr("write", d.Path(name), err)
+		}
+		if n == 0 {
+			return pathErr("write", d.Path(name), io.ErrShortWrite)
+		}
+		for n > 0 {
+			if n < len(bufs[0]) {
+				bufs = append([][]byte{bufs[0][n:]}, bufs[1:]...)
+				break
+			}
+			n -= len(bufs[0])
+			bufs = bufs[1:]
+		}
+	}
+	return nil
+}
+
+func (d *fastDir) WriteFrom(name string, r io.Reader, sync bool) (int64, uint32, error) {
+	fd, err := d.create(name)
+	if err != nil {
+		return 0, 0, err
+	}
+	bp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bp)
+	var n int64
+	var crc uint32
+	var one [1][]byte
+	for {
+		m, rerr := r.Read(*bp)
+		if m > 0 {
+			crc = crc32.Update(crc, Castagnoli, (*bp)[:m])
+			one[0] = (*bp)[:m]
+			if err = d.writeAll(name, fd, one[:]); err != nil {
+				break
+			}
+			n += int64(m)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			err = rerr
+			break
+		}
+	}
+	return n, crc, d.finish(name, fd, sync, err)
+}
+
+func (d *fastDir) Read(name string, size int64, buf []byte) ([]byte, error) {
+	fd, err := d.openat(name, unix.O_RDONLY, 0)
+	if err != nil {
+		return nil, pathErr("open", d.Path(name), err)
+	}
+	defer unix.Close(fd)
+	// One byte more than expected, to see a file that grew.
+	if int64(cap(buf)) < size+1 {
+		buf = make([]byte, size+1)
+	}
+	buf = buf[:size+1]
+	off := 0
+	for off < len(buf) {
+		n, err := unix.Pread(fd, buf[off:], int64(off))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, pathErr("read", d.Path(name), err)
+		}
+		if n == 0 {
+			break
+		}
+		off += n
+	}
+	if int64(off) != size {
+		return nil, pathErr("read", d.Path(name), fmt.Errorf("%w: %d bytes or more, want %d", ErrSize, off, size))
+	}
+	return buf[:off], nil
+}
+
+func (d *fastDir) Map(name string, size int64) ([]byte, func() error, bool, error) {
+	fd, err := d.openat(name, unix.O_RDONLY, 0)
+	if err != nil {
+		return nil, nil, true, pathErr("open", d.Path(name), err)
+	}
+	f := os.NewFile(uintptr(fd), d.Path(name))
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, nil, true, pathErr("stat", d.Path(name), err)
+	}
+	if st.Size != size {
+		return nil, nil, true, pathErr("mmap", d.Path(name), fmt.Errorf("%w: %d bytes, want %d", ErrSize, st.Size, size))
+	}
+	if size == 0 {
+		return []byte{}, func() error { return nil }, true, nil
+	}
+	m, err := mmap.MapRegion(f, int(size), mmap.RDONLY, 0, 0)
+	if err != nil {
+		return nil, nil, true, pathErr("mmap", d.Path(name), err)
+	}
+	return m, m.Unmap, true, nil
+}
+
+func (d *fastDir) Remove(name string) error {
+	if err := unix.Unlinkat(d.fd, name, 0); err != nil {
+		return pathErr("remove", d.Path(name), err)
+	}
+	return nil
+}
+
+func (d *fastDir) SyncFiles(names []string) error {
+	if len(names) > 64 {
+		// One syncfs is far cheaper than hundreds of fsyncs.
+		if err := unix.Syncfs(d.fd); err != nil {
+			return pathErr("syncfs", d.dir, err)
+		}
+		return nil
+	}
+	for _, name := range names {
+		fd, err := d.openat(name, unix.O_RDONLY, 0)
+		if err != nil {
+			return pathErr("open", d.Path(name), err)
+		}
+		err = unix.Fsync(fd)
+		unix.Close(fd)
+		if err != nil {
+			return pathErr("sync", d.Path(name), err)
+		}
+	}
+	return nil
+}
+
+func (d *fastDir) SyncDir() error {
+	if err := unix.Fsync(d.fd); err != nil {
+		return pathErr("sync", d.dir, err)
+	}
+	return nil
+}
+
+func (d *fastDir) List() ([]string, error) {
+	f, err := os.Open(d.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, pathErr("readdir", d.dir, err)
+	}
+	return names, nil
+}
+
+func (d *fastDir) Close() error { return unix.Close(d.fd) }

@@ -1,0 +1,159 @@
+package datadir
+
+import (
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// vfsDir is a Dir over a pebble vfs.FS.
+type vfsDir struct {
+	fs  vfs.FS
+	dir string
+}
+
+func (d *vfsDir) Path(name string) string { return d.fs.PathJoin(d.dir, name) }
+
+func (d *vfsDir) create(name string) (vfs.File, error) {
+	p := d.Path(name)
+	if _, err := d.fs.Stat(p); err == nil {
+		return nil, pathErr("create", p, fmt.Errorf("file exists"))
+	}
+	f, err := d.fs.Create(p, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return nil, pathErr("create", p, err)
+	}
+	return f, nil
+}
+
+func (d *vfsDir) finish(name string, f vfs.File, sync bool, err error) error {
+	p := d.Path(name)
+	if err == nil && sync {
+		if err = f.Sync(); err != nil {
+			err = pathErr("sync", p, err)
+		}
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = pathErr("close", p, cerr)
+	}
+	if err != nil {
+		_ = d.fs.Remove(p)
+	}
+	return err
+}
+
+func (d *vfsDir) Write(name string, bufs [][]byte, sync bool) error {
+	f, err := d.create(name)
+	if err != nil {
+		return err
+	}
+	for _, b := range bufs {
+		if _, err = f.Write(b); err != nil {
+			err = pathErr("write", d.Path(name), err)
+			break
+		}
+	}
+	return d.finish(name, f, sync, err)
+}
+
+func (d *vfsDir) WriteFrom(name string, r io.Reader, sync bool) (int64, uint32, error) {
+	f, err := d.create(name)
+	if err != nil {
+		return 0, 0, err
+	}
+	bp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bp)
+	var n int64
+	var crc uint32
+	for {
+		m, rerr := r.Read(*bp)
+		if m > 0 {
+			crc = crc32.Update(crc, Castagnoli, (*bp)[:m])
+			if _, err = f.Write((*bp)[:m]); err != nil {
+				err = pathErr("write", d.Path(name), err)
+				break
+			}
+			n += int64(m)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			err = rerr
+			break
+		}
+	}
+	return n, crc, d.finish(name, f, sync, err)
+}
+
+func (d *vfsDir) Read(name string, size int64, buf []byte) ([]byte, error) {
+	p := d.Path(name)
+	f, err := d.fs.Open(p)
+	if err != nil {
+		return nil, pathErr("open", p, err)
+	}
+	defer f.Close()
+	if int64(cap(buf)) < size+1 {
+		buf = make([]byte, size+1)
+	}
+	buf = buf[:size+1]
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && err != io.EOF {
+		return nil, pathErr("read", p, err)
+	}
+	if int64(n) != size {
+		return nil, pathErr("read", p, fmt.Errorf("%w: %d bytes, want %d", ErrSize, n, size))
+	}
+	return buf[:n], nil
+}
+
+func (d *vfsDir) Map(string, int64) ([]byte, func() error, bool, error) {
+	return nil, nil, false, nil
+}
+
+func (d *vfsDir) Remove(name string) error {
+	if err := d.fs.Remove(d.Path(name)); err != nil {
+		return pathErr("remove", d.Path(name), err)
+	}
+	return nil
+}
+
+func (d *vfsDir) SyncFiles(names []string) error {
+	for _, name := range names {
+		f, err := d.fs.OpenReadWrite(d.Path(name), vfs.WriteCategoryUnspecified)
+		if err != nil {
+			return pathErr("open", d.Path(name), err)
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return pathErr("sync", d.Path(name), err)
+		}
+	}
+	return nil
+}
+
+func (d *vfsDir) SyncDir() error {
+	f, err := d.fs.OpenDir(d.dir)
+	if err != nil {
+		return pathErr("open", d.dir, err)
+	}
+	err = f.Sync()
+	f.Close()
+	if err != nil {
+		return pathErr("sync", d.dir, err)
+	}
+	return nil
+}
+
+func (d *vfsDir) List() ([]string, error) {
+	names, err := d.fs.List(d.dir)
+	if err != nil {
+		return nil, pathErr("readdir", d.dir, err)
+	}
+	return names, nil
+}
+
+func (d *vfsDir) Close() error { return nil }

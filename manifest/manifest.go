@@ -1,0 +1,373 @@
+// Package manifest records which key lives in which file. It is the only
+// package that imports pebble: a store's manifest is a pebble database in a
+// hidden subdirectory of the store.
+//
+// The key space has three prefixes: 'k' + key for entries, 'm' + name for
+// the store's own metadata, and 'u' + a big-endian sequence number for undo
+// records (see Undo).
+package manifest
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"iter"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+const (
+	prefixKey  = 'k'
+	prefixMeta = 'm'
+	prefixUndo = 'u'
+)
+
+// ErrCorrupt is returned for a record that does not decode.
+var ErrCorrupt = errors.New("manifest: corrupt record")
+
+// Entry describes the file that holds a key's value.
+type Entry struct {
+	Version uint64 // the N in the file name quote(key)#N
+	Size    int64  // length of the value in bytes
+	CRC     uint32 // CRC-32C (Castagnoli) of the value
+	Legacy  bool   // the file is named quote(key) with no suffix (an adopted zict 2 file)
+}
+
+// AppendEncode appends the encoding of e to dst.
+func (e Entry) AppendEncode(dst []byte) []byte {
+	var flags byte
+	if e.Legacy {
+		flags |= 1
+	}
+	dst = append(dst, flags)
+	dst = binary.AppendUvarint(dst, e.Version)
+	dst = binary.AppendUvarint(dst, uint64(e.Size))
+	return binary.LittleEndian.AppendUint32(dst, e.CRC)
+}
+
+// DecodeEntry decodes what AppendEncode wrote; it returns the unread rest.
+func DecodeEntry(b []byte) (Entry, []byte, error) {
+	var e Entry
+	if len(b) < 1 || b[0]&^1 != 0 {
+		return e, nil, ErrCorrupt
+	}
+	e.Legacy = b[0]&1 != 0
+	b = b[1:]
+	v, n := binary.Uvarint(b)
+	if n <= 0 {
+		return e, nil, ErrCorrupt
+	}
+	e.Version, b = v, b[n:]
+	v, n = binary.Uvarint(b)
+	if n <= 0 || v > 1<<62 {
+		return e, nil, ErrCorrupt
+	}
+	e.Size, b = int64(v), b[n:]
+	if len(b) < 4 {
+		return e, nil, ErrCorrupt
+	}
+	e.CRC = binary.LittleEndian.Uint32(b)
+	return e, b[4:], nil
+}
+
+// Undo records one operation of a store that does not sync every write,
+// so that recovery can roll back to a prefix of the acknowledged
+// operations: the key, the entry it had before (if any) and the entry it was
+// given (if any; none for a delete).
+type Undo struct {
+	Seq      uint64
+	Key      string
+	Old, New *Entry
+}
+
+func (u *Undo) encode() []byte {
+	b := binary.AppendUvarint(nil, uint64(len(u.Key)))
+	b = append(b, u.Key...)
+	for _, e := range []*Entry{u.Old, u.New} {
+		if e == nil {
+			b = append(b, 0)
+			continue
+		}
+		b = e.AppendEncode(append(b, 1))
+	}
+	return b
+}
+
+func decodeUndo(seq uint64, b []byte) (Undo, error) {
+	u := Undo{Seq: seq}
+	n, w := binary.Uvarint(b)
+	if w <= 0 || uint64(len(b)-w) < n {
+		return u, ErrCorrupt
+	}
+	u.Key, b = string(b[w:w+int(n)]), b[w+int(n):]
+	for _, p := range []**Entry{&u.Old, &u.New} {
+		if len(b) == 0 {
+			return u, ErrCorrupt
+		}
+		has := b[0]
+		b = b[1:]
+		if has == 0 {
+			continue
+		}
+		e, rest, err := DecodeEntry(b)
+		if err != nil {
+			return u, err
+		}
+		*p, b = &e, rest
+	}
+	return u, nil
+}
+
+// Options configure Open.
+type Options struct {
+	FS       vfs.FS // nil = vfs.Default
+	ReadOnly bool
+	// CacheSize is the size of pebble's block cache in bytes; 0 = 8 MiB.
+	CacheSize int64
+}
+
+// DB is an open manifest. Its methods are safe for concurrent use.
+type DB struct {
+	db *pebble.DB
+}
+
+// Open opens (or, unless read-only, creates) the manifest in dir.
+func Open(dir string, o Options) (*DB, error) {
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.CacheSize == 0 {
+		o.CacheSize = 8 << 20
+	}
+	cache := pebble.NewCache(o.CacheSize)
+	defer cache.Unref()
+	popts := &pebble.Options{
+		FS:                 o.FS,
+		Cache:              cache,
+		ReadOnly:           o.ReadOnly,
+		ErrorIfNotExists:   o.ReadOnly,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             quietLogger{},
+		MemTableSize:       4 << 20,
+	}
+	db, err := pebble.Open(dir, popts)
+	if err != nil {
+		return nil, err
+	}
+	return &DB{db: db}, nil
+}
+
+// Exists reports whether dir holds a manifest.
+func Exists(fs vfs.FS, dir string) (bool, error) {
+	if fs == nil {
+		fs = vfs.Default
+	}
+	desc, err := pebble.Peek(dir, fs)
+	if err != nil {
+		return false, err
+	}
+	return desc.Exists, nil
+}
+
+func entryKey(key string) []byte {
+	b := make([]byte, 0, 1+len(key))
+	return append(append(b, prefixKey), key...)
+}
+
+func metaKey(name string) []byte { return append([]byte{prefixMeta}, name...) }
+
+func undoKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixUndo}, seq)
+}
+
+// Get returns key's entry; ok is false if the key has none.
+func (d *DB) Get(key string) (e Entry, ok bool, err error) {
+	v, closer, err := d.db.Get(entryKey(key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return e, false, nil
+	}
+	if err != nil {
+		return e, false, err
+	}
+	defer closer.Close()
+	e, _, err = DecodeEntry(v)
+	if err != nil {
+		return e, false, fmt.Errorf("manifest: entry of key %q: %w", key, err)
+	}
+	return e, true, nil
+}
+
+// Meta returns a copy of the metadata value name; ok is false if unset.
+func (d *DB) Meta(name string) (v []byte, ok bool, err error) {
+	raw, closer, err := d.db.Get(metaKey(name))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	defer closer.Close()
+	return bytes.Clone(raw), true, nil
+}
+
+// Batch gathers changes that Commit applies atomically.
+type Batch struct {
+	b *pebble.Batch
+}
+
+// NewBatch returns an empty batch.
+func (d *DB) NewBatch() *Batch { return &Batch{b: d.db.NewBatch()} }
+
+// Put sets key's entry.
+func (b *Batch) Put(key string, e Entry) {
+	var buf [32]byte
+	_ = b.b.Set(entryKey(key), e.AppendEncode(buf[:0]), nil)
+}
+
+// Delete removes key's entry.
+func (b *Batch) Delete(key string) { _ = b.b.Delete(entryKey(key), nil) }
+
+// SetMeta sets a metadata value.
+func (b *Batch) SetMeta(name string, v []byte) { _ = b.b.Set(metaKey(name), v, nil) }
+
+// PutUndo records u under u.Seq.
+func (b *Batch) PutUndo(u *Undo) { _ = b.b.Set(undoKey(u.Seq), u.encode(), nil) }
+
+// DeleteUndos removes the undo records with sequence numbers below end.
+func (b *Batch) DeleteUndos(end uint64) {
+	_ = b.b.DeleteRange(undoKey(0), undoKey(end), nil)
+}
+
+// Empty reports whether the batch holds no change.
+func (b *Batch) Empty() bool { return b.b.Empty() }
+
+// Commit applies the batch atomically; with sync it is durable when Commit
+// returns. The batch cannot be used afterwards.
+func (b *Batch) Commit(sync bool) error {
+	opts := pebble.NoSync
+	if sync {
+		opts = pebble.Sync
+	}
+	err := b.b.Commit(opts)
+	_ = b.b.Close()
+	return err
+}
+
+// Close discards a batch that was not committed.
+func (b *Batch) Close() { _ = b.b.Close() }
+
+// Sync makes every committed batch durable.
+func (d *DB) Sync() error {
+	b := d.db.NewBatch()
+	defer b.Close()
+	_ = b.LogData(nil, nil)
+	return b.Commit(pebble.Sync)
+}
+
+// Entries yields the entries whose keys start with prefix, in key order.
+// Each yielded key is a fresh string; iteration stops at the first error.
+func (d *DB) Entries(prefix string) iter.Seq2[KeyEntry, error] {
+	return func(yield func(KeyEntry, error) bool) {
+		lower := entryKey(prefix)
+		it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upperBound(lower)})
+		if err != nil {
+			yield(KeyEntry{}, err)
+			return
+		}
+		defer it.Close()
+		for ok := it.First(); ok; ok = it.Next() {
+			v, err := it.ValueAndErr()
+			if err != nil {
+				yield(KeyEntry{}, err)
+				return
+			}
+			e, _, err := DecodeEntry(v)
+			if err != nil {
+				yield(KeyEntry{}, fmt.Errorf("manifest: entry of key %q: %w", it.Key()[1:], err))
+				return
+			}
+			if !yield(KeyEntry{Key: string(it.Key()[1:]), Entry: e}, nil) {
+				return
+			}
+		}
+		if err := it.Error(); err != nil {
+			yield(KeyEntry{}, err)
+		}
+	}
+}
+
+// KeyEntry is a key and its entry.
+type KeyEntry struct {
+	Key string
+	Entry
+}
+
+// Undos yields the undo records with sequence numbers at or above from, in order.
+func (d *DB) Undos(from uint64) iter.Seq2[Undo, error] {
+	return func(yield func(Undo, error) bool) {
+		it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: undoKey(from), UpperBound: []byte{prefixUndo + 1}})
+		if err != nil {
+			yield(Undo{}, err)
+			return
+		}
+		defer it.Close()
+		for ok := it.First(); ok; ok = it.Next() {
+			k := it.Key()
+			if len(k) != 9 {
+				yield(Undo{}, ErrCorrupt)
+				return
+			}
+			v, err := it.ValueAndErr()
+			if err == nil {
+				var u Undo
+				u, err = decodeUndo(binary.BigEndian.Uint64(k[1:]), v)
+				if err == nil && !yield(u, nil) {
+					return
+				}
+			}
+			if err != nil {
+				yield(Undo{}, err)
+				return
+			}
+		}
+		if err := it.Error(); err != nil {
+			yield(Undo{}, err)
+		}
+	}
+}
+
+// upperBound returns the smallest key greater than every key with prefix p.
+func upperBound(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] != 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// Flush writes the memtable out so that the next Open need not replay the
+// log.
+func (d *DB) Flush() error { return d.db.Flush() }
+
+// Close closes the database.
+func (d *DB) Close() error { return d.db.Close() }
+
+// FatalError is the panic value of a failure pebble cannot go on from
+// (pebble reports these through its logger's Fatalf and does not expect it to
+// return). The store recovers it and refuses further writes.
+type FatalError struct{ Msg string }
+
+func (e *FatalError) Error() string { return "manifest: " + e.Msg }
+
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(&FatalError{Msg: fmt.Sprintf(format, args...)})
+}

@@ -1,0 +1,95 @@
+package dirstore
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Options configure Open. The zero value (or nil) gives the defaults.
+type Options struct {
+	// Mmap makes View hand out a read-only memory map of the value's file
+	// instead of reading it into a buffer (zict's memmap=True). Default false.
+	Mmap bool
+
+	// NoSync turns off fsync, for caches: a crash (of the process or the
+	// machine) may lose recent writes, but the store then holds a prefix of
+	// the acknowledged operations, never a torn value and never a key whose
+	// file is missing. Sync and Close make everything durable. Default false:
+	// every Set and Delete that returned nil survives a crash.
+	NoSync bool
+
+	// ReadOnly opens the store for reading only; writes return ErrReadOnly.
+	// The directory must exist. Default false.
+	ReadOnly bool
+
+	// FS is the file system for the value files and the manifest alike.
+	// Default vfs.Default (the operating system's).
+	FS vfs.FS
+
+	// FileMode is the permission of new value files. Default 0600.
+	FileMode fs.FileMode
+	// DirMode is the permission of directories Open creates. Default 0700.
+	DirMode fs.FileMode
+
+	// EntryCache is how many recently used manifest entries are kept in
+	// memory, so that a Get of a hot key need not ask the manifest. Keys
+	// longer than 256 bytes are not cached. Default 8192; -1 disables it.
+	EntryCache int
+
+	// CheckpointInterval bounds how long, with NoSync, written values wait
+	// before they are made durable in the background and the files they
+	// replaced are removed. Default 1s.
+	CheckpointInterval time.Duration
+
+	// Logf, if set, receives what Open's recovery did (orphans removed,
+	// operations rolled back, entries whose files are missing).
+	Logf func(format string, args ...any)
+}
+
+// withDefaults returns a copy of o (nil allowed) with every default filled in,
+// or every problem found.
+func (o *Options) withDefaults() (Options, error) {
+	var c Options
+	if o != nil {
+		c = *o
+	}
+	if c.FS == nil {
+		c.FS = vfs.Default
+	}
+	if c.FileMode == 0 {
+		c.FileMode = 0o600
+	}
+	if c.DirMode == 0 {
+		c.DirMode = 0o700
+	}
+	if c.EntryCache == 0 {
+		c.EntryCache = 8192
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = time.Second
+	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
+	var errs []error
+	if c.FileMode&^fs.ModePerm != 0 {
+		errs = append(errs, fmt.Errorf("FileMode %v has bits other than permissions", c.FileMode))
+	}
+	if c.DirMode&^fs.ModePerm != 0 {
+		errs = append(errs, fmt.Errorf("DirMode %v has bits other than permissions", c.DirMode))
+	}
+	if c.EntryCache < -1 {
+		errs = append(errs, fmt.Errorf("EntryCache %d is negative", c.EntryCache))
+	}
+	if c.CheckpointInterval < 0 {
+		errs = append(errs, fmt.Errorf("CheckpointInterval %v is negative", c.CheckpointInterval))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, fmt.Errorf("dirstore: invalid options: %w: %w", fs.ErrInvalid, err)
+	}
+	return c, nil
+}

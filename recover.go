@@ -1,0 +1,251 @@
+package dirstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+
+	"github.com/dirstore/dirstore/internal/datadir"
+	"github.com/dirstore/dirstore/internal/escape"
+	"github.com/dirstore/dirstore/manifest"
+)
+
+// adopt runs on the first Open of a directory: files written by zict.File
+// become keys, without copying. zict 3 names them quote(key)#N, zict 2
+// quote(key). Where one key has several files, the highest version wins and
+// the others (zict's leaked versions) are removed.
+func (s *Store) adopt() error {
+	names, err := s.files.List()
+	if err != nil {
+		return fmt.Errorf("dirstore: open %s: %w", s.dir, err)
+	}
+	type found struct {
+		name string
+		e    manifest.Entry
+	}
+	keys := map[string]found{}
+	var losers []string
+	var next uint64
+	for _, name := range names {
+		if name == metaDir {
+			continue
+		}
+		var key string
+		var e manifest.Entry
+		if q, v, ok := escape.Parse(name); ok {
+			k, ok := escape.Unquote(q)
+			if !ok {
+				continue
+			}
+			key, e.Version = k, v
+			next = max(next, v+1)
+		} else if escape.ValidQuoted(name) {
+			k, _ := escape.Unquote(name)
+			key, e.Legacy = k, true
+		} else {
+			continue // not zict's naming: neither adopted nor touched
+		}
+		info, err := s.opts.FS.Stat(s.files.Path(name))
+		if err != nil || !info.Mode().IsRegular() {
+			continue
+		}
+		data, err := s.files.Read(name, info.Size(), nil)
+		if err != nil {
+			continue // a symbolic link, or a file that changed under us
+		}
+		e.Size, e.CRC = int64(len(data)), crc32.Checksum(data, datadir.Castagnoli)
+		if prev, ok := keys[key]; ok {
+			// Keep the highest version; a versioned file beats a legacy one.
+			if prev.e.Legacy || (!e.Legacy && e.Version > prev.e.Version) {
+				if !prev.e.Legacy {
+					losers = append(losers, prev.name)
+				}
+			} else {
+				if !e.Legacy {
+					losers = append(losers, name)
+				}
+				continue
+			}
+		}
+		keys[key] = found{name, e}
+	}
+	adopted := make([]string, 0, len(keys))
+	b := s.man.NewBatch()
+	for key, f := range keys {
+		b.Put(key, f.e)
+		adopted = append(adopted, f.name)
+		s.count.Add(1)
+		s.bytes.Add(f.e.Size)
+	}
+	s.versions.next = next
+	if len(adopted) > 0 {
+		if err := s.files.SyncFiles(adopted); err != nil {
+			b.Close()
+			return fmt.Errorf("dirstore: open %s: %w", s.dir, err)
+		}
+		s.opts.Logf("dirstore: %s: adopted %d zict files", s.dir, len(adopted))
+	}
+	if err := commitBatch(b, true); err != nil {
+		return fmt.Errorf("dirstore: open %s: manifest: %w", s.dir, err)
+	}
+	for _, name := range losers {
+		_ = s.files.Remove(name)
+	}
+	return nil
+}
+
+// recover runs when the store was not closed cleanly: it rolls back what a
+// NoSync crash lost, removes orphan files and recounts the keys.
+func (s *Store) recover() error {
+	lease, err := s.metaUint(metaLease)
+	if err != nil {
+		return err
+	}
+	s.versions.next = lease
+	if err := s.rollback(); err != nil {
+		return err
+	}
+	names, err := s.files.List()
+	if err != nil {
+		return fmt.Errorf("dirstore: open %s: %w", s.dir, err)
+	}
+	present := make(map[string]bool, len(names))
+	for _, name := range names {
+		present[name] = true
+	}
+	var count, bytes int64
+	var missing int
+	for ke, err := range s.man.Entries("") {
+		if err != nil {
+			return fmt.Errorf("dirstore: open %s: manifest: %w", s.dir, err)
+		}
+		count++
+		bytes += ke.Size
+		name := fileName(ke.Key, ke.Entry)
+		if _, ok := present[name]; !ok {
+			missing++
+			s.opts.Logf("dirstore: %s: the file %s of key %s is missing", s.dir, name, quoteKey(ke.Key))
+		}
+		present[name] = false // referenced
+		if !ke.Legacy {
+			s.versions.next = max(s.versions.next, ke.Version+1)
+		}
+	}
+	removed := 0
+	for name, orphan := range present {
+		if _, v, ok := escape.Parse(name); ok && orphan {
+			s.versions.next = max(s.versions.next, v+1)
+			if err := s.files.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("dirstore: open %s: %w", s.dir, err)
+			}
+			removed++
+		}
+	}
+	s.count.Store(count)
+	s.bytes.Store(bytes)
+	if removed > 0 {
+		s.opts.Logf("dirstore: %s: removed %d orphan files", s.dir, removed)
+	}
+	return nil
+}
+
+// rollback undoes the NoSync operations after the first one whose file did
+// not survive the crash, so that the store holds a prefix of them.
+func (s *Store) rollback() error {
+	ckpt, err := s.metaUint(metaCkpt)
+	if err != nil {
+		return err
+	}
+	var undos []manifest.Undo
+	for u, err := range s.man.Undos(ckpt) {
+		if err != nil {
+			return fmt.Errorf("dirstore: open %s: manifest: %w", s.dir, err)
+		}
+		undos = append(undos, u)
+	}
+	first := len(undos)
+	for i, u := range undos {
+		if u.New != nil && !s.intact(u.Key, *u.New) {
+			first = i
+			break
+		}
+	}
+	seq := ckpt
+	if len(undos) > 0 {
+		seq = undos[len(undos)-1].Seq + 1
+	}
+	b := s.man.NewBatch()
+	var kept, dropped []string
+	for i := len(undos) - 1; i >= first; i-- {
+		u := undos[i]
+		if u.Old != nil {
+			b.Put(u.Key, *u.Old)
+		} else {
+			b.Delete(u.Key)
+		}
+		if u.New != nil {
+			dropped = append(dropped, fileName(u.Key, *u.New))
+		}
+	}
+	for _, u := range undos[:first] {
+		if u.New != nil {
+			kept = append(kept, fileName(u.Key, *u.New))
+		}
+	}
+	// What survived the crash may still be only in the page cache.
+	if err := s.files.SyncFiles(kept); err != nil {
+		b.Close()
+		return fmt.Errorf("dirstore: open %s: %w", s.dir, err)
+	}
+	b.DeleteUndos(seq)
+	b.SetMeta(metaCkpt, binary.AppendUvarint(nil, seq))
+	if err := commitBatch(b, true); err != nil {
+		return fmt.Errorf("dirstore: open %s: manifest: %w", s.dir, err)
+	}
+	s.nosync.seq, s.nosync.lastCkpt = seq, seq
+	if n := len(undos) - first; n > 0 {
+		s.opts.Logf("dirstore: %s: rolled back the last %d unsynced operations", s.dir, n)
+	}
+	for _, name := range dropped {
+		_ = s.files.Remove(name)
+	}
+	return nil
+}
+
+// intact reports whether key's file holds the value e describes.
+func (s *Store) intact(key string, e manifest.Entry) bool {
+	data, err := s.files.Read(fileName(key, e), e.Size, nil)
+	return err == nil && crc32.Checksum(data, datadir.Castagnoli) == e.CRC
+}
+
+// checkReadOnlyRecovery lets a read-only Open of an uncleanly closed store
+// go on only if nothing needs rolling back, and recounts its keys.
+func (s *Store) checkReadOnlyRecovery() error {
+	ckpt, err := s.metaUint(metaCkpt)
+	if err != nil {
+		return err
+	}
+	for _, err := range s.man.Undos(ckpt) {
+		if err != nil {
+			return s.metaErr(err)
+		}
+		return fmt.Errorf("dirstore: open %s: was not closed cleanly and needs recovery; open it writable once: %w", s.dir, ErrReadOnly)
+	}
+	for ke, err := range s.man.Entries("") {
+		if err != nil {
+			return s.metaErr(err)
+		}
+		s.count.Add(1)
+		s.bytes.Add(ke.Size)
+	}
+	return nil
+}
+
+// openReadOnlyZict refuses a read-only Open of a directory with no manifest.
+func (s *Store) openReadOnlyZict() error {
+	return fmt.Errorf("dirstore: open %s: no manifest (a zict directory is adopted by its first writable Open): %w",
+		s.dir, fs.ErrNotExist)
+}
+
