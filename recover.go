@@ -248,4 +248,3 @@ func (s *Store) openReadOnlyZict() error {
 	return fmt.Errorf("dirstore: open %s: no manifest (a zict directory is adopted by its first writable Open): %w",
 		s.dir, fs.ErrNotExist)
 }
-
