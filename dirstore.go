@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/dirstore/dirstore/internal/datadir"
@@ -86,7 +87,7 @@ func (s *Store) open() error {
 				return fmt.Errorf("dirstore: open %s: %w", s.dir, err2)
 			}
 		}
-	} else if err := fsys.MkdirAll(meta, s.opts.DirMode); err != nil {
+	} else if err := mkdirSynced(fsys, meta, s.opts.DirMode); err != nil {
 		return fmt.Errorf("dirstore: open %s: %w", s.dir, err)
 	}
 	if _, err := fsys.Stat(meta); err == nil {
@@ -156,6 +157,29 @@ func (s *Store) open() error {
 	return nil
 }
 
+// mkdirSynced creates dir and any missing parents, and syncs each directory
+// that gained an entry, so that the new directories survive a crash.
+func mkdirSynced(fsys vfs.FS, dir string, perm fs.FileMode) error {
+	if _, err := fsys.Stat(dir); err == nil {
+		return nil
+	}
+	parent := fsys.PathDir(dir)
+	if parent != dir {
+		if err := mkdirSynced(fsys, parent, perm); err != nil {
+			return err
+		}
+	}
+	if err := fsys.MkdirAll(dir, perm); err != nil {
+		return err
+	}
+	d, err := fsys.OpenDir(parent)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
 // release closes whatever Open got as far as opening.
 func (s *Store) release() error {
 	var errs []error
@@ -191,7 +215,9 @@ func (s *Store) Close() error {
 		}
 		s.gc.stop()
 		if len(errs) == 0 && s.failed.Load() == nil {
-			errs = append(errs, s.writeCleanState())
+			// The removals must be durable before the record that says no
+			// recovery scan is needed.
+			errs = append(errs, s.files.SyncDir(), s.writeCleanState())
 		}
 	}
 	errs = append(errs, s.release())

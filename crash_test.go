@@ -1,0 +1,338 @@
+package dirstore_test
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+
+	"github.com/dirstore/dirstore"
+	"github.com/dirstore/dirstore/internal/escape"
+)
+
+var (
+	crashSeed = flag.Uint64("crash.seed", 0, "seed of the crash tests' workloads (0: a new one, logged)")
+	crashOps  = flag.Int("crash.ops", 200, "operations in each crash test's workload")
+)
+
+// workOp is one operation of a generated workload.
+type workOp struct {
+	kind  string // set, setbuffers, setfrom, delete
+	key   string
+	value []byte
+}
+
+func (o workOp) apply(s *dirstore.Store) error {
+	switch o.kind {
+	case "set":
+		return s.Set(o.key, o.value)
+	case "setbuffers":
+		h := len(o.value) / 3
+		return s.SetBuffers(o.key, o.value[:h], o.value[h:2*h], o.value[2*h:])
+	case "setfrom":
+		_, err := s.SetFrom(o.key, bytes.NewReader(o.value))
+		return err
+	case "delete":
+		return s.Delete(o.key)
+	}
+	panic(o.kind)
+}
+
+// model is the expected content of a store.
+type model map[string]string
+
+func (m model) with(o workOp) model {
+	c := make(model, len(m)+1)
+	for k, v := range m {
+		c[k] = v
+	}
+	if o.kind == "delete" {
+		delete(c, o.key)
+	} else {
+		c[o.key] = string(o.value)
+	}
+	return c
+}
+
+// genWorkload makes n operations on nkeys keys; deletes always hit a key
+// that exists, so every operation changes the model.
+func genWorkload(rng *rand.Rand, n, nkeys, maxValue int) []workOp {
+	ks := make([]string, nkeys)
+	for i := range ks {
+		ks[i] = fmt.Sprintf("k%02d", i)
+	}
+	ks[0], ks[1] = "", "a/b c#%" // hostile names ride along
+	live := map[string]bool{}
+	ops := make([]workOp, 0, n)
+	for i := 0; i < n; i++ {
+		key := ks[rng.IntN(nkeys)]
+		if live[key] && rng.IntN(4) == 0 {
+			ops = append(ops, workOp{kind: "delete", key: key})
+			delete(live, key)
+			continue
+		}
+		v := make([]byte, rng.IntN(maxValue+1))
+		for j := range v {
+			v[j] = byte(rng.Uint32())
+		}
+		kind := []string{"set", "set", "setbuffers", "setfrom"}[rng.IntN(4)]
+		ops = append(ops, workOp{kind: kind, key: key, value: v})
+		live[key] = true
+	}
+	return ops
+}
+
+// crashPoint is the file system as a crash at one moment would leave it.
+type crashPoint struct {
+	fs       *vfs.MemFS
+	acked    int // operations acknowledged before the moment
+	inflight int // how many more may have reached the file system
+	what     string
+}
+
+// crashRecorder clones the file system before every write operation.
+type crashRecorder struct {
+	mem    *vfs.MemFS
+	cfg    func() vfs.CrashCloneCfg
+	acked  atomic.Int64
+	mu     sync.Mutex
+	points []crashPoint
+	on     atomic.Bool
+}
+
+func (c *crashRecorder) MaybeError(op errorfs.Op) error {
+	if c.on.Load() && op.Kind.ReadOrWrite() == errorfs.OpIsWrite {
+		// Background goroutines (removals, pebble) write too: the main
+		// goroutine may finish operations while the clone is taken.
+		before := int(c.acked.Load())
+		clone := c.mem.CrashClone(c.cfg())
+		after := int(c.acked.Load())
+		c.mu.Lock()
+		c.points = append(c.points, crashPoint{fs: clone, acked: before, inflight: after - before + 1, what: fmt.Sprintf("%v %s", op.Kind, op.Path)})
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+func (c *crashRecorder) String() string { return "crashRecorder" }
+
+func (c *crashRecorder) take() []crashPoint {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.points
+	c.points = nil
+	return p
+}
+
+// earlyFS makes every Remove and Rename reach the disk at once, ahead of the
+// directory sync a careful program would wait for (pebble's MemFS keeps them
+// pending until then), as some file systems do.
+type earlyFS struct{ vfs.FS }
+
+func (e earlyFS) Remove(name string) error {
+	if err := e.FS.Remove(name); err != nil {
+		return err
+	}
+	return e.syncDir(name)
+}
+
+func (e earlyFS) Rename(oldname, newname string) error {
+	if err := e.FS.Rename(oldname, newname); err != nil {
+		return err
+	}
+	return e.syncDir(newname)
+}
+
+func (e earlyFS) syncDir(name string) error {
+	d, err := e.FS.OpenDir(e.FS.PathDir(name))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func crashSeedFor(t *testing.T) uint64 {
+	seed := *crashSeed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	t.Logf("seed %d (rerun with -crash.seed=%d)", seed, seed)
+	return seed
+}
+
+func TestCrash(t *testing.T) {
+	for _, nosync := range []bool{false, true} {
+		for _, pct := range []int{0, 10, 50} {
+			for _, early := range []bool{false, true} {
+				if early && pct != 50 {
+					continue
+				}
+				name := fmt.Sprintf("nosync=%v,unsynced=%d%%,early=%v", nosync, pct, early)
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					runCrash(t, crashSeedFor(t), nosync, pct, early)
+				})
+			}
+		}
+	}
+}
+
+func runCrash(t *testing.T, seed uint64, nosync bool, pct int, early bool) {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	ops := genWorkload(rng, *crashOps, 12, 8<<10)
+	models := []model{{}}
+	for _, o := range ops {
+		models = append(models, models[len(models)-1].with(o))
+	}
+	mem := vfs.NewCrashableMem()
+	var cloneRNG = rand.New(rand.NewPCG(seed, 2))
+	var rngMu sync.Mutex
+	rec := &crashRecorder{mem: mem, cfg: func() vfs.CrashCloneCfg {
+		rngMu.Lock()
+		defer rngMu.Unlock()
+		return vfs.CrashCloneCfg{UnsyncedDataPercent: pct, RNG: rand.New(rand.NewPCG(cloneRNG.Uint64(), 0))}
+	}}
+	var fsys vfs.FS = errorfs.Wrap(mem, rec)
+	if early {
+		fsys = earlyFS{fsys}
+	}
+	// Frequent checkpoints, so that crashes land in them too.
+	opts := &dirstore.Options{FS: fsys, NoSync: nosync, CheckpointInterval: time.Millisecond}
+	s, err := dirstore.Open("/db", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.on.Store(true)
+	checked := 0
+	verify := func() {
+		for _, p := range rec.take() {
+			checkCrashPoint(t, p, ops, models, nosync)
+			checked++
+		}
+	}
+	for i, o := range ops {
+		if err := o.apply(s); err != nil {
+			t.Fatalf("op %d %s %q: %v", i, o.kind, o.key, err)
+		}
+		rec.acked.Store(int64(i + 1))
+		if i%20 == 0 {
+			verify()
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rec.on.Store(false)
+	verify()
+	// After a clean Close everything must be there.
+	checkCrashPoint(t, crashPoint{fs: mem.CrashClone(vfs.CrashCloneCfg{}), acked: len(ops), what: "after Close"}, ops, models, false)
+	t.Logf("checked %d crash points", checked)
+	if checked < len(ops) {
+		t.Fatalf("only %d crash points for %d operations", checked, len(ops))
+	}
+}
+
+// checkCrashPoint reopens a crashed file system and checks what survived:
+// with sync, every acknowledged operation (and maybe the one in flight);
+// without, some prefix of them. Never a torn value, never an orphan file.
+func checkCrashPoint(t *testing.T, p crashPoint, ops []workOp, models []model, nosync bool) {
+	t.Helper()
+	fail := func(format string, args ...any) {
+		t.Helper()
+		t.Fatalf("crash at %q after %d acknowledged operations: %s", p.what, p.acked, fmt.Sprintf(format, args...))
+	}
+	s, err := dirstore.Open("/db", &dirstore.Options{FS: p.fs})
+	if err != nil {
+		fail("Open: %v", err)
+	}
+	defer s.Close()
+	got := model{}
+	for k, err := range s.Keys() {
+		if err != nil {
+			fail("Keys: %v", err)
+		}
+		v, err := s.Get(k)
+		if err != nil {
+			fail("Get(%q): %v", k, err)
+		}
+		got[k] = string(v)
+	}
+	if s.Len() != len(got) {
+		fail("Len = %d, but %d keys", s.Len(), len(got))
+	}
+	lo := p.acked
+	if nosync {
+		lo = 0
+	}
+	hi := min(p.acked+p.inflight, len(ops))
+	match := -1
+	for i := hi; i >= lo; i-- {
+		if mapsEqual(got, models[i]) {
+			match = i
+			break
+		}
+	}
+	if match < 0 {
+		for i := len(models) - 1; i >= 0; i-- {
+			if mapsEqual(got, models[i]) {
+				t.Logf("the store matches the state after operation %d", i)
+				break
+			}
+		}
+		fail("the store matches no allowed state (operations %d to %d): %s", lo, hi, describeDiff(got, models[p.acked]))
+	}
+	// No orphan: every value file is the current file of a key.
+	names, err := p.fs.List("/db")
+	if err != nil {
+		fail("List: %v", err)
+	}
+	n := 0
+	for _, name := range names {
+		if _, _, ok := escape.Parse(name); ok {
+			n++
+		}
+	}
+	if n != len(got) {
+		slices.Sort(names)
+		fail("%d value files for %d keys: %q", n, len(got), names)
+	}
+}
+
+func mapsEqual(a, b model) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func describeDiff(got, want model) string {
+	var b strings.Builder
+	for k, v := range want {
+		if g, ok := got[k]; !ok {
+			fmt.Fprintf(&b, "missing %q; ", k)
+		} else if g != v {
+			fmt.Fprintf(&b, "%q differs (%d bytes, want %d); ", k, len(g), len(v))
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			fmt.Fprintf(&b, "extra %q; ", k)
+		}
+	}
+	return b.String()
+}
