@@ -1,0 +1,238 @@
+package dirstore_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/dirstore/dirstore"
+)
+
+// The benchmarks come in pairs, "store" against a reference ("os", ...),
+// so that a ratio can be read from one run: go test -bench . -count 6.
+
+const benchKeys = 1000
+
+func benchValue(n int) []byte {
+	v := make([]byte, n)
+	for i := range v {
+		v[i] = byte(i * 7)
+	}
+	return v
+}
+
+// BenchmarkGet1KiB: Store.Get of a 1 KiB value against os.ReadFile of a
+// file of the same size (goal: store at least 1.2x as fast).
+func BenchmarkGet1KiB(b *testing.B) {
+	v := benchValue(1024)
+	b.Run("store", func(b *testing.B) {
+		s := openT(b, b.TempDir(), nil)
+		for i := range benchKeys {
+			mustSet(b, s, fmt.Sprint("key", i), v)
+		}
+		b.SetBytes(1024)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			if _, err := s.Get(fmt.Sprint("key", i%benchKeys)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("os.ReadFile", func(b *testing.B) {
+		dir := b.TempDir()
+		for i := range benchKeys {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprint("key", i)), v, 0o600); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.SetBytes(1024)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			if _, err := os.ReadFile(filepath.Join(dir, fmt.Sprint("key", i%benchKeys))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkSetNew1KiB: a Set of a new key with NoSync against creating and
+// writing a new file (goal: at least 0.85x).
+func BenchmarkSetNew1KiB(b *testing.B) {
+	v := benchValue(1024)
+	b.Run("store", func(b *testing.B) {
+		s := openT(b, b.TempDir(), &dirstore.Options{NoSync: true})
+		b.SetBytes(1024)
+		b.ResetTimer()
+		for i := range b.N {
+			mustSet(b, s, fmt.Sprint("key", i), v)
+		}
+	})
+	b.Run("os", func(b *testing.B) {
+		dir := b.TempDir()
+		b.SetBytes(1024)
+		b.ResetTimer()
+		for i := range b.N {
+			f, err := os.OpenFile(filepath.Join(dir, fmt.Sprint("key", i)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := f.Write(v); err != nil {
+				b.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkOverwrite1KiB: overwriting a recently written key with NoSync
+// against overwriting a file in place by truncate-and-write, as diskv does
+// (goal: at least 30x).
+func BenchmarkOverwrite1KiB(b *testing.B) {
+	v := benchValue(1024)
+	b.Run("store", func(b *testing.B) {
+		s := openT(b, b.TempDir(), &dirstore.Options{NoSync: true})
+		b.SetBytes(1024)
+		b.ResetTimer()
+		for range b.N {
+			mustSet(b, s, "key", v)
+		}
+	})
+	b.Run("truncate", func(b *testing.B) {
+		p := filepath.Join(b.TempDir(), "key")
+		b.SetBytes(1024)
+		b.ResetTimer()
+		for range b.N {
+			if err := os.WriteFile(p, v, 0o600); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkSetSync: durable Sets of new 1 KiB keys from 1 and 8 goroutines
+// (goal: 8 goroutines at least 3x the throughput of 1).
+func BenchmarkSetSync(b *testing.B) {
+	v := benchValue(1024)
+	for _, g := range []int{1, 8} {
+		b.Run(fmt.Sprintf("goroutines=%d", g), func(b *testing.B) {
+			s := openT(b, b.TempDir(), nil)
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.SetBytes(1024)
+			b.ResetTimer()
+			for range g {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						i := next.Add(1)
+						if i > int64(b.N) {
+							return
+						}
+						if err := s.Set(fmt.Sprint("key", i), v); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+		})
+	}
+}
+
+// fillStore makes a cleanly closed store of n keys with 16-byte values.
+func fillStore(tb testing.TB, fsys vfs.FS, dir string, n int) {
+	s, err := dirstore.Open(dir, &dirstore.Options{NoSync: true, FS: fsys})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	v := benchValue(16)
+	for i := range n {
+		mustSet(tb, s, fmt.Sprintf("key%07d", i), v)
+	}
+	if err := s.Close(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// BenchmarkOpen: Open and Close of a cleanly closed store of 1,000 and
+// 100,000 keys (goal: 100,000 under 3x the time of 1,000).
+func BenchmarkOpen(b *testing.B) {
+	for _, n := range []int{1000, 100_000} {
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			dir := b.TempDir()
+			fillStore(b, nil, dir, n)
+			b.ResetTimer()
+			for range b.N {
+				s, err := dirstore.Open(dir, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if s.Len() != n {
+					b.Fatalf("Len = %d", s.Len())
+				}
+				if err := s.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// heapAfterOpen returns the live heap after opening dir and calling Len and
+// 1,000 Has, with the store still open.
+func heapAfterOpen(tb testing.TB, fsys vfs.FS, dir string, n int) int64 {
+	var ms runtime.MemStats
+	for range 3 { // sync.Pools and finalizers of earlier stores take several cycles
+		runtime.GC()
+	}
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+	s, err := dirstore.Open(dir, &dirstore.Options{FS: fsys})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer s.Close()
+	if s.Len() != n {
+		tb.Fatalf("Len = %d, want %d", s.Len(), n)
+	}
+	for i := range 1000 {
+		if ok, err := s.Has(fmt.Sprintf("key%07d", i*(n/1000))); !ok || err != nil {
+			tb.Fatalf("Has = %v, %v", ok, err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc) - int64(before)
+}
+
+// TestHeapDoesNotGrowWithKeys: the keys live in the manifest, not in RAM,
+// so the heap after Open, Len and 1,000 Has grows by less than 8 MiB from
+// 1,000 to 100,000 keys. The stores live in memory (vfs.NewMem, whose files
+// are on the heap already before Open) to spare the disk 100,000 files.
+func TestHeapDoesNotGrowWithKeys(t *testing.T) {
+	mem := vfs.NewMem()
+	fillStore(t, mem, "/small", 1000)
+	fillStore(t, mem, "/large", 100_000)
+	// The first Open deletes the log the filling left behind, which on
+	// vfs.NewMem frees heap: measure the second.
+	heapAfterOpen(t, mem, "/small", 1000)
+	heapAfterOpen(t, mem, "/large", 100_000)
+	hs := heapAfterOpen(t, mem, "/small", 1000)
+	hl := heapAfterOpen(t, mem, "/large", 100_000)
+	t.Logf("heap after open: %d KiB with 1,000 keys, %d KiB with 100,000", hs>>10, hl>>10)
+	if hl > hs+8<<20 {
+		t.Fatalf("the heap grew by %d KiB from 1,000 to 100,000 keys", (hl-hs)>>10)
+	}
+}
