@@ -275,6 +275,15 @@ func (s *Store) fail(err error) {
 	s.failed.CompareAndSwap(nil, &err)
 }
 
+// failIfSync fails the store if err is a failed fsync: after one, what the
+// kernel kept of other writes is unknown, so the store stops pretending.
+func (s *Store) failIfSync(err error) {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Op == "sync" {
+		s.fail(err)
+	}
+}
+
 func (s *Store) stripe(key string) *sync.Mutex {
 	// FNV-1a; the stripes only spread contention.
 	h := uint32(2166136261)
@@ -348,6 +357,7 @@ func (s *Store) SetBuffers(key string, bufs ...[]byte) error {
 	}
 	name := escape.Name(key, v)
 	if err := s.files.Write(name, bufs, !s.opts.NoSync); err != nil {
+		s.failIfSync(err)
 		return keyErr("set", key, err)
 	}
 	return s.install("set", key, name, e)
@@ -368,6 +378,7 @@ func (s *Store) SetFrom(key string, r io.Reader) (int64, error) {
 	name := escape.Name(key, v)
 	n, crc, err := s.files.WriteFrom(name, r, !s.opts.NoSync)
 	if err != nil {
+		s.failIfSync(err)
 		return 0, keyErr("set", key, err)
 	}
 	return n, s.install("set", key, name, manifest.Entry{Version: v, Size: n, CRC: crc})

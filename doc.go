@@ -1,3 +1,84 @@
 // Package dirstore keeps bytes on local disk and in RAM behind the
 // interfaces Go programmers already know.
+//
+// A [Store] maps string keys to byte values, one file per value, in a
+// directory: the Go successor of Python's zict.File. A [MemFile] is one block
+// of RAM opened any number of times as real file handles. A [Buffer] keeps
+// hot values in memory and spills the rest to a Store. The backends
+// subpackage does positional file I/O on a fixed, small set of threads.
+//
+// # Data model
+//
+// Each value lives in its own file, named as zict names it: the key escaped
+// with Python's quote(key, safe="") and a version suffix, "a/b c" -> "a%2Fb%20c#7".
+// A name longer than 255 bytes is cut inside the escaped part; the version,
+// a store-wide counter that never repeats (not across restarts, not across
+// crashes), keeps names unique. A Set never writes into, truncates or renames
+// onto an existing file: it writes a new file and then switches the key to it.
+//
+// Which file holds which key is recorded in a manifest, a pebble database in
+// the hidden subdirectory .dirstore, with each value's size and CRC-32C. The
+// manifest, not the directory listing, is the truth: Len, Has and Keys come
+// from it, so memory does not grow with the number of keys, and files the
+// manifest does not know are never taken for keys.
+//
+// # Durability
+//
+// By default a Set, SetBuffers, SetFrom or Delete that returned nil survives a
+// crash of the process or the machine: the new file is fsynced, then the
+// directory, then the manifest entry is committed with sync; only then is the
+// replaced file removed (in the background). An interrupted write leaves the
+// old value or the new one, never a torn one. Concurrent writers share the
+// directory and manifest syncs (group commit).
+//
+// With [Options].NoSync nothing is synced as it is written. After a crash the
+// store holds a prefix of the acknowledged operations: never a torn value,
+// never a key whose file is missing, never a deleted key back (unless the
+// delete itself was lost along with everything after it). Background
+// checkpoints (every [Options].CheckpointInterval) and [Store.Sync] and
+// [Store.Close] make everything durable.
+//
+// If an fsync or a manifest commit fails, the store cannot know what reached
+// the disk: it refuses further writes with [ErrFailed] until it is reopened,
+// and Open's recovery sorts out the state.
+//
+// # Recovery
+//
+// Close records a clean shutdown. An Open that does not find one recovers: it
+// rolls a NoSync store back to its last intact prefix, removes value files
+// the manifest does not reference (only names of the store's own form; any
+// other file in the directory is left alone), and reports keys whose files
+// are missing through [Options].Logf; reading such a key returns ErrCorrupt.
+// The first Open of a directory that holds zict.File files (zict 3's
+// quote(key)#N or zict 2's quote(key)) adopts them as keys without copying.
+//
+// # Integrity
+//
+// Every read checks the value's length and CRC-32C against the manifest. A
+// value whose file was changed, truncated, extended or removed behind the
+// store's back returns an error matching [ErrCorrupt], never wrong bytes.
+// [Store.Verify] checks every value.
+//
+// # Keys
+//
+// A key is any string of at most [MaxKeyLen] bytes: empty, ".", "..", "/",
+// "#", NUL, invalid UTF-8. No key can name a path outside the directory, and
+// value files are opened with O_NOFOLLOW, so a symbolic link planted under a
+// value's name is not followed. Keys are listed in byte order.
+//
+// # Concurrency
+//
+// A Store's methods may be called concurrently. Operations on one key are
+// linearizable: a Get that starts after a Set returned sees that Set or a
+// later one, and a reader never sees a torn value, even if the key is
+// overwritten while it reads. A directory is open in at most one Store at a
+// time, in this process or another; a second Open returns [ErrLocked].
+//
+// # Errors
+//
+// Errors about a key are [*KeyError] values naming the operation and the key;
+// file-level errors inside are [*fs.PathError] with the raw errno, so
+// errors.Is(err, syscall.ENOSPC) works. A missing key matches
+// [fs.ErrNotExist], use after Close [fs.ErrClosed], a write to a read-only
+// store [fs.ErrPermission].
 package dirstore
