@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strconv"
+	"strings"
 )
 
 // Errors returned by a Store. Each is wrapped with the operation and the key
@@ -52,8 +53,10 @@ type KeyError struct {
 	Err error
 }
 
+// Error reads like "dirstore: get "k": key not found": the package prefix
+// of a wrapped sentinel is not repeated.
 func (e *KeyError) Error() string {
-	return e.Op + " " + quoteKey(e.Key) + ": " + e.Err.Error()
+	return "dirstore: " + e.Op + " " + quoteKey(e.Key) + ": " + strings.TrimPrefix(e.Err.Error(), "dirstore: ")
 }
 
 func (e *KeyError) Unwrap() error { return e.Err }

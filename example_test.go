@@ -45,6 +45,6 @@ func Example() {
 	// concat
 	// "a/b c"
 	// "parts"
-	// get "missing": dirstore: key not found
+	// dirstore: get "missing": key not found
 	// 2
 }

@@ -1,0 +1,452 @@
+// Command dirstore reads and writes a dirstore directory from the shell.
+//
+// Run "dirstore help" for the commands; "dirstore demo DIR" is a quick tour.
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/dirstore/dirstore"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitError   = 1
+	exitUsage   = 2
+	exitCorrupt = 3
+)
+
+const usageText = `usage: dirstore [-nosync] [-mmap] COMMAND DIR [ARGS]
+
+dirstore keeps one file per value in DIR, with a manifest in DIR/.dirstore.
+A directory written by Python's zict.File becomes a store (its files are
+adopted as they are) at the first put or rm; get, ls, stat and verify only read
+directories that are stores already.
+
+Commands:
+  put DIR KEY [FILE|-]   store FILE (or standard input) as KEY's value
+  get DIR KEY            write KEY's value to standard output
+  rm DIR KEY             delete KEY
+  ls DIR [PREFIX]        list the keys (starting with PREFIX), sorted, one per line
+  stat DIR               print the number of keys, their total size and the mode
+  verify DIR             check every value against its recorded checksum; print
+                         each corrupt key on standard output, the reasons (and,
+                         on a terminal, progress) on standard error
+  demo DIR               fill DIR (new, empty or a store) with a few thousand
+                         keys, read them back, overwrite, delete, reopen and
+                         check, with timings; its keys start with "demo/"
+  help                   print this text
+
+Flags (before COMMAND):
+  -nosync   do not fsync: faster, but a crash may lose the latest writes
+            (never tear a value); everything is durable once the command exits
+  -mmap     read values through a memory map instead of a buffer
+
+Keys are arbitrary bytes. ls prints a key as it is unless it is empty, starts
+with a double quote, or holds a newline, another non-printable character or
+invalid UTF-8: then it prints it as a Go string literal ("a\nb", "\xff").
+A KEY or PREFIX argument that starts with a double quote is read the same way,
+so every key ls prints can be passed back.
+
+Exit status: 0 success; 1 error (a missing key, an I/O error, ...);
+2 usage error; 3 corruption (verify found a corrupt value, or get read one).
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// cli is one run of the tool.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	opts           dirstore.Options
+	progress       bool // stderr is a terminal: verify shows progress
+}
+
+// usageError is a command line the tool does not understand.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+// run runs the tool with args (without the program name) and returns the
+// exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
+	if f, ok := stderr.(*os.File); ok {
+		c.progress = isTerminal(f.Fd())
+	}
+	return c.run(args)
+}
+
+func (c *cli) run(args []string) int {
+	flags := flag.NewFlagSet("dirstore", flag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	flags.Usage = func() {}
+	flags.BoolVar(&c.opts.NoSync, "nosync", false, "")
+	flags.BoolVar(&c.opts.Mmap, "mmap", false, "")
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(c.stdout, usageText)
+			return exitOK
+		}
+		return c.fail(usagef("%v", err))
+	}
+	args = flags.Args()
+	if len(args) == 0 {
+		return c.fail(usagef("no command"))
+	}
+	cmd, args := args[0], args[1:]
+	if cmd == "help" || len(args) > 0 && isHelpFlag(args[0]) {
+		fmt.Fprint(c.stdout, usageText)
+		return exitOK
+	}
+	commands := map[string]struct {
+		min, max int
+		args     string
+		fn       func([]string) error
+	}{
+		"put":    {2, 3, "DIR KEY [FILE|-]", c.put},
+		"get":    {2, 2, "DIR KEY", c.get},
+		"rm":     {2, 2, "DIR KEY", c.rm},
+		"ls":     {1, 2, "DIR [PREFIX]", c.ls},
+		"stat":   {1, 1, "DIR", c.stat},
+		"verify": {1, 1, "DIR", c.verify},
+		"demo":   {1, 1, "DIR", c.demo},
+	}
+	sub, ok := commands[cmd]
+	if !ok {
+		return c.fail(usagef("unknown command %q", cmd))
+	}
+	if len(args) < sub.min || len(args) > sub.max {
+		return c.fail(usagef("usage: dirstore %s %s", cmd, sub.args))
+	}
+	if err := sub.fn(args); err != nil {
+		return c.fail(err)
+	}
+	return exitOK
+}
+
+func isHelpFlag(s string) bool {
+	return s == "-h" || s == "-help" || s == "--help"
+}
+
+// corruptFound is verify's error after it listed corrupt keys.
+type corruptFound struct{ bad, total int64 }
+
+func (e *corruptFound) Error() string {
+	return fmt.Sprintf("verify: %d of %d values are corrupt", e.bad, e.total)
+}
+
+// fail reports err on stderr and returns its exit code.
+func (c *cli) fail(err error) int {
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(c.stderr, "dirstore: %s\nRun 'dirstore help' for usage.\n", ue.msg)
+		return exitUsage
+	}
+	fmt.Fprintf(c.stderr, "dirstore: %s\n", message(err))
+	var cf *corruptFound
+	if errors.As(err, &cf) || errors.Is(err, dirstore.ErrCorrupt) {
+		return exitCorrupt
+	}
+	return exitError
+}
+
+// message is err's text without the "dirstore: " prefix the library's
+// errors carry, since the tool prints its own.
+func message(err error) string {
+	return strings.TrimPrefix(err.Error(), "dirstore: ")
+}
+
+// open opens dir for writing.
+func (c *cli) open(dir string) (*dirstore.Store, error) {
+	return dirstore.Open(dir, &c.opts)
+}
+
+// openRead opens dir for reading: read-only, unless the store was not
+// closed cleanly and must be recovered first. It does not adopt a directory
+// that has no manifest (a zict directory, or any other), so that reading a
+// directory by mistake leaves it untouched.
+func (c *cli) openRead(dir string) (*dirstore.Store, error) {
+	o := c.opts
+	o.ReadOnly = true
+	s, err := dirstore.Open(dir, &o)
+	if errors.Is(err, dirstore.ErrReadOnly) {
+		return c.open(dir)
+	}
+	if errors.Is(err, fs.ErrNotExist) && isStore(dir) == errNoStore {
+		return nil, fmt.Errorf("%s is not a store (it has no %s directory); a directory written by zict becomes one at the first put or rm", dir, metaDir)
+	}
+	return s, err
+}
+
+// metaDir is the hidden directory that marks a store.
+const metaDir = ".dirstore"
+
+var errNoStore = errors.New("not a store")
+
+// isStore returns nil if dir is a store, errNoStore if it is a directory
+// that is not, or the error that prevented telling.
+func isStore(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	_, err = os.Stat(filepath.Join(dir, metaDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return errNoStore
+	}
+	return err
+}
+
+// closeStore closes s, keeping the first error.
+func closeStore(s *dirstore.Store, err *error) {
+	if cerr := s.Close(); *err == nil {
+		*err = cerr
+	}
+}
+
+// parseKey reads a KEY or PREFIX argument: as it is, or as a Go string
+// literal if it starts with a double quote (the form ls prints).
+func parseKey(arg string) (string, error) {
+	if !strings.HasPrefix(arg, `"`) {
+		return arg, nil
+	}
+	k, err := strconv.Unquote(arg)
+	if err != nil {
+		return "", usagef("argument %q starts with a double quote but is not a Go string literal", arg)
+	}
+	return k, nil
+}
+
+// formatKey is the inverse of parseKey: key as it is when that is
+// unambiguous on one line, else quoted.
+func formatKey(key string) string {
+	if key == "" || key[0] == '"' || !utf8.ValidString(key) {
+		return strconv.Quote(key)
+	}
+	for _, r := range key {
+		if !strconv.IsPrint(r) {
+			return strconv.Quote(key)
+		}
+	}
+	return key
+}
+
+func (c *cli) put(args []string) (err error) {
+	key, err := parseKey(args[1])
+	if err != nil {
+		return err
+	}
+	var r io.Reader = c.stdin
+	if len(args) == 3 && args[2] != "-" {
+		f, err := os.Open(args[2])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
+	}
+	s, err := c.open(args[0])
+	if err != nil {
+		return err
+	}
+	defer closeStore(s, &err)
+	_, err = s.SetFrom(key, r)
+	return asCommand(err, "put")
+}
+
+func (c *cli) get(args []string) (err error) {
+	key, err := parseKey(args[1])
+	if err != nil {
+		return err
+	}
+	s, err := c.openRead(args[0])
+	if err != nil {
+		return err
+	}
+	defer closeStore(s, &err)
+	var werr error
+	err = s.View(key, func(v []byte) error {
+		_, werr = c.stdout.Write(v)
+		return werr
+	})
+	if werr != nil {
+		return fmt.Errorf("writing the value: %w", werr)
+	}
+	return asCommand(err, "get")
+}
+
+// asCommand names the command in err, if it is a *dirstore.KeyError: the
+// Store's operation ("view", "delete") is not what the user typed.
+func asCommand(err error, cmd string) error {
+	if ke, ok := err.(*dirstore.KeyError); ok {
+		e := *ke
+		e.Op = cmd
+		return &e
+	}
+	return err
+}
+
+func (c *cli) rm(args []string) (err error) {
+	key, err := parseKey(args[1])
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(args[0]); err != nil {
+		return err // rather than create a store to delete nothing from
+	}
+	s, err := c.open(args[0])
+	if err != nil {
+		return err
+	}
+	defer closeStore(s, &err)
+	return asCommand(s.Delete(key), "rm")
+}
+
+func (c *cli) ls(args []string) (err error) {
+	prefix := ""
+	if len(args) == 2 {
+		if prefix, err = parseKey(args[1]); err != nil {
+			return err
+		}
+	}
+	s, err := c.openRead(args[0])
+	if err != nil {
+		return err
+	}
+	defer closeStore(s, &err)
+	w := bufio.NewWriter(c.stdout)
+	for k, err := range s.KeysWithPrefix(prefix) {
+		if err != nil {
+			return err
+		}
+		w.WriteString(formatKey(k))
+		if err := w.WriteByte('\n'); err != nil {
+			return err
+		}
+	}
+	return w.Flush()
+}
+
+func (c *cli) stat(args []string) (err error) {
+	s, err := c.openRead(args[0])
+	if err != nil {
+		return err
+	}
+	defer closeStore(s, &err)
+	st := s.Stats()
+	mode := "sync"
+	if st.NoSync {
+		mode = "nosync"
+	}
+	if st.Mmap {
+		mode += " mmap"
+	}
+	_, err = fmt.Fprintf(c.stdout, "keys   %d\nbytes  %d (%s)\nmode   %s\n", st.Keys, st.Bytes, size(st.Bytes), mode)
+	return err
+}
+
+func (c *cli) verify(args []string) (err error) {
+	s, err := c.openRead(args[0])
+	if err != nil {
+		return err
+	}
+	defer closeStore(s, &err)
+	total := s.Stats().Keys
+	start := time.Now()
+	var n, bad, failed int64
+	var last time.Time
+	shown := false
+	clearLine := func() {
+		if shown {
+			fmt.Fprint(c.stderr, "\r\x1b[K")
+			shown = false
+		}
+	}
+	out := bufio.NewWriter(c.stdout)
+	var werr error
+	err = s.Verify(func(key string, err error) bool {
+		n++
+		if err != nil {
+			clearLine()
+			if errors.Is(err, dirstore.ErrCorrupt) {
+				bad++
+			} else {
+				failed++
+			}
+			fmt.Fprintf(c.stderr, "dirstore: %s\n", message(err))
+			fmt.Fprintln(out, formatKey(key))
+			if werr = out.Flush(); werr != nil {
+				return false
+			}
+		}
+		if c.progress && time.Since(last) >= 100*time.Millisecond {
+			last = time.Now()
+			fmt.Fprintf(c.stderr, "\rverify: %d/%d values", n, total)
+			shown = true
+		}
+		return true
+	})
+	clearLine()
+	switch {
+	case err != nil:
+		return err
+	case werr != nil:
+		return werr
+	case bad > 0:
+		return &corruptFound{bad, n}
+	case failed > 0:
+		return fmt.Errorf("verify: %d of %d values could not be read", failed, n)
+	}
+	fmt.Fprintf(c.stderr, "verify: %d values, all OK (%s)\n", n, dur(time.Since(start)))
+	return nil
+}
+
+// size formats a byte count for people.
+func size(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	f, i := float64(n)/unit, 0
+	for f >= unit && i < 4 {
+		f /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", f, "KMGTP"[i])
+}
+
+// dur formats a duration with about three significant digits.
+func dur(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	case d < 100*time.Millisecond:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	default:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	}
+}
