@@ -1,0 +1,5 @@
+//go:build !linux
+
+package backendtest
+
+const oDirect = 0 // no O_DIRECT: the Direct check is skipped
