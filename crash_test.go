@@ -21,7 +21,7 @@ import (
 
 var (
 	crashSeed = flag.Uint64("crash.seed", 0, "seed of the crash tests' workloads (0: a new one, logged)")
-	crashOps  = flag.Int("crash.ops", 200, "operations in each crash test's workload")
+	crashOps  = flag.Int("crash.ops", 0, "operations in each crash test's workload (0: 1,000, or 200 under -race)")
 )
 
 // workOp is one operation of a generated workload.
@@ -107,6 +107,7 @@ type crashRecorder struct {
 	mu     sync.Mutex
 	points []crashPoint
 	on     atomic.Bool
+	tear   func(*vfs.MemFS) // the torn-write model, if set
 }
 
 func (c *crashRecorder) MaybeError(op errorfs.Op) error {
@@ -116,6 +117,9 @@ func (c *crashRecorder) MaybeError(op errorfs.Op) error {
 		before := int(c.acked.Load())
 		clone := c.mem.CrashClone(c.cfg())
 		after := int(c.acked.Load())
+		if c.tear != nil {
+			c.tear(clone)
+		}
 		c.mu.Lock()
 		c.points = append(c.points, crashPoint{fs: clone, acked: before, inflight: after - before + 1, what: fmt.Sprintf("%v %s", op.Kind, op.Path)})
 		c.mu.Unlock()
@@ -170,44 +174,73 @@ func crashSeedFor(t *testing.T) uint64 {
 	return seed
 }
 
+// crashConfig is one crash test: a durability mode and a model of what an
+// unsynced write looks like after the crash.
+type crashConfig struct {
+	nosync   bool
+	unsynced int  // percent of unsynced blocks and directory entries that survive
+	early    bool // removals and renames reach the disk at once
+	torn     bool // about half the surviving unsynced ranges come back as garbage
+}
+
 func TestCrash(t *testing.T) {
+	var configs []crashConfig
 	for _, nosync := range []bool{false, true} {
 		for _, pct := range []int{0, 10, 50} {
-			for _, early := range []bool{false, true} {
-				if early && pct != 50 {
-					continue
-				}
-				name := fmt.Sprintf("nosync=%v,unsynced=%d%%,early=%v", nosync, pct, early)
-				t.Run(name, func(t *testing.T) {
-					t.Parallel()
-					runCrash(t, crashSeedFor(t), nosync, pct, early)
-				})
-			}
+			configs = append(configs, crashConfig{nosync: nosync, unsynced: pct})
 		}
+		configs = append(configs,
+			crashConfig{nosync: nosync, unsynced: 50, early: true},
+			crashConfig{nosync: nosync, unsynced: 100, torn: true})
+	}
+	for _, c := range configs {
+		name := fmt.Sprintf("nosync=%v,unsynced=%d%%,early=%v,torn=%v", c.nosync, c.unsynced, c.early, c.torn)
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			runCrash(t, crashSeedFor(t), c)
+		})
 	}
 }
 
-func runCrash(t *testing.T, seed uint64, nosync bool, pct int, early bool) {
+func runCrash(t *testing.T, seed uint64, c crashConfig) {
+	// The size: 1,000 operations on 64 keys with values up to 64
+	// KiB; the race detector makes every crash point ten times dearer.
+	nops, nkeys, maxValue := 1000, 64, 64<<10
+	if underRace {
+		nops, nkeys, maxValue = 200, 12, 8<<10
+	}
+	if *crashOps > 0 {
+		nops = *crashOps
+	}
 	rng := rand.New(rand.NewPCG(seed, 1))
-	ops := genWorkload(rng, *crashOps, 12, 8<<10)
+	ops := genWorkload(rng, nops, nkeys, maxValue)
 	models := []model{{}}
 	for _, o := range ops {
 		models = append(models, models[len(models)-1].with(o))
 	}
 	mem := vfs.NewCrashableMem()
+	torn := newTornFS(mem)
 	var cloneRNG = rand.New(rand.NewPCG(seed, 2))
 	var rngMu sync.Mutex
 	rec := &crashRecorder{mem: mem, cfg: func() vfs.CrashCloneCfg {
 		rngMu.Lock()
 		defer rngMu.Unlock()
-		return vfs.CrashCloneCfg{UnsyncedDataPercent: pct, RNG: rand.New(rand.NewPCG(cloneRNG.Uint64(), 0))}
+		return vfs.CrashCloneCfg{UnsyncedDataPercent: c.unsynced, RNG: rand.New(rand.NewPCG(cloneRNG.Uint64(), 0))}
 	}}
-	var fsys vfs.FS = errorfs.Wrap(mem, rec)
-	if early {
+	if c.torn {
+		rec.tear = func(clone *vfs.MemFS) {
+			rngMu.Lock()
+			r := rand.New(rand.NewPCG(cloneRNG.Uint64(), 1))
+			rngMu.Unlock()
+			torn.tear(clone, r)
+		}
+	}
+	var fsys vfs.FS = errorfs.Wrap(torn, rec)
+	if c.early {
 		fsys = earlyFS{fsys}
 	}
 	// Frequent checkpoints, so that crashes land in them too.
-	opts := &dirstore.Options{FS: fsys, NoSync: nosync, CheckpointInterval: time.Millisecond}
+	opts := &dirstore.Options{FS: fsys, NoSync: c.nosync, CheckpointInterval: time.Millisecond}
 	s, err := dirstore.Open("/db", opts)
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +249,7 @@ func runCrash(t *testing.T, seed uint64, nosync bool, pct int, early bool) {
 	checked := 0
 	verify := func() {
 		for _, p := range rec.take() {
-			checkCrashPoint(t, p, ops, models, nosync)
+			checkCrashPoint(t, p, ops, models, c.nosync)
 			checked++
 		}
 	}
@@ -236,7 +269,16 @@ func runCrash(t *testing.T, seed uint64, nosync bool, pct int, early bool) {
 	verify()
 	// After a clean Close everything must be there.
 	checkCrashPoint(t, crashPoint{fs: mem.CrashClone(vfs.CrashCloneCfg{}), acked: len(ops), what: "after Close"}, ops, models, false)
-	t.Logf("checked %d crash points", checked)
+	t.Logf("checked %d crash points of %d operations", checked, len(ops))
+	if c.torn {
+		torn.mu.Lock()
+		n := torn.torn
+		torn.mu.Unlock()
+		t.Logf("tore %d unsynced ranges", n)
+		if n == 0 {
+			t.Fatal("the torn-write model tore nothing")
+		}
+	}
 	if checked < len(ops) {
 		t.Fatalf("only %d crash points for %d operations", checked, len(ops))
 	}

@@ -1,0 +1,6 @@
+//go:build race
+
+package dirstore_test
+
+// underRace is set when the race detector is on: slow tests scale down.
+const underRace = true
