@@ -54,6 +54,9 @@ type Store struct {
 
 	// nosync holds the state of NoSync mode (see checkpoint.go).
 	nosync nosyncState
+
+	// streams holds Store.Open's and Store.Hook's state (store_stream.go).
+	streams storeStreams
 }
 
 // Open opens the store in dir, creating the directory if it is missing (nil
@@ -342,6 +345,14 @@ func (s *Store) Set(key string, value []byte) error {
 // SetBuffers stores the concatenation of bufs under key, writing them with
 // one writev and without joining them in memory.
 func (s *Store) SetBuffers(key string, bufs ...[]byte) error {
+	if err := s.setBuffers(key, bufs); err != nil {
+		return err
+	}
+	s.streams.fireSet(bufs) // after closeMu is released: hooks may use the Store
+	return nil
+}
+
+func (s *Store) setBuffers(key string, bufs [][]byte) error {
 	if err := s.begin("set", key, true); err != nil {
 		return err
 	}
@@ -367,6 +378,14 @@ func (s *Store) SetBuffers(key string, bufs ...[]byte) error {
 // length. The value streams to its file through a fixed-size buffer, so
 // memory use does not depend on its size. If r fails, nothing changes.
 func (s *Store) SetFrom(key string, r io.Reader) (int64, error) {
+	n, err := s.setFrom(key, r)
+	if err == nil {
+		s.streams.fire(evWrite, nil, int(n))
+	}
+	return n, err
+}
+
+func (s *Store) setFrom(key string, r io.Reader) (int64, error) {
 	if err := s.begin("set", key, true); err != nil {
 		return 0, err
 	}
@@ -499,6 +518,14 @@ func (s *Store) Delete(key string) error {
 // Get returns a copy of key's value, which the caller owns. A missing key is
 // ErrNotFound; a value whose file does not match the manifest is ErrCorrupt.
 func (s *Store) Get(key string) ([]byte, error) {
+	out, err := s.get(key)
+	if err == nil {
+		s.streams.fire(evRead, out, len(out)) // after closeMu is released
+	}
+	return out, err
+}
+
+func (s *Store) get(key string) ([]byte, error) {
 	if err := s.begin("get", key, false); err != nil {
 		return nil, err
 	}
@@ -515,8 +542,18 @@ func (s *Store) View(key string, fn func(value []byte) error) error {
 	if err := s.begin("view", key, false); err != nil {
 		return err
 	}
-	defer s.closeMu.RUnlock()
-	return s.read("view", key, true, fn)
+	// Read hooks run after closeMu is released, so they get a copy of the
+	// value rather than a pooled buffer or a map.
+	hooked := s.streams.hooked(evRead)
+	var seen []byte
+	err := func() error {
+		defer s.closeMu.RUnlock()
+		return s.read("view", key, !hooked, func(b []byte) error { seen = b; return fn(b) })
+	}()
+	if hooked && seen != nil {
+		s.streams.fire(evRead, seen, len(seen))
+	}
+	return err
 }
 
 // viewBufs recycles View's read buffers.

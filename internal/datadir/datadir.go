@@ -39,6 +39,8 @@ type Dir interface {
 	// long, and the function that unmaps it. ok is false where mapping is not
 	// possible (the caller reads instead).
 	Map(name string, size int64) (data []byte, unmap func() error, ok bool, err error)
+	// OpenRead opens name for reading (for Store.Open's streams).
+	OpenRead(name string) (ReadFile, error)
 	// Remove removes name.
 	Remove(name string) error
 	// SyncFiles makes the named files' contents durable.
@@ -50,6 +52,22 @@ type Dir interface {
 	// Path returns the path of name, for messages.
 	Path(name string) string
 	Close() error
+}
+
+// ReadFile is a value file open for reading (Dir.OpenRead). Value files are
+// never written once complete, so its size is fixed. ReadAt follows
+// io.ReaderAt and may be called concurrently; file-level errors are
+// *fs.PathError.
+type ReadFile interface {
+	io.ReaderAt
+	io.Closer
+	// Size returns the file's length, taken when it was opened.
+	Size() int64
+	// Fd returns the descriptor, for engines doing positional I/O on it,
+	// or -1 where there is none (files of a vfs.FS, whose I/O must go
+	// through the FS; they have Stat() (fs.FileInfo, error) instead). It
+	// is valid until Close.
+	Fd() int
 }
 
 // Open returns the Dir for dir on fsys, creating files with perm. The fast

@@ -172,6 +172,49 @@ func (d *fastDir) Read(name string, size int64, buf []byte) ([]byte, error) {
 	return buf[:off], nil
 }
 
+// OpenRead opens name with openat and O_NOFOLLOW.
+func (d *fastDir) OpenRead(name string) (ReadFile, error) {
+	fd, err := d.openat(name, unix.O_RDONLY, 0)
+	if err != nil {
+		return nil, pathErr("open", d.Path(name), err)
+	}
+	f := &fdFile{fd: fd, path: d.Path(name)}
+	if err := unix.Fstat(fd, &f.st); err != nil {
+		unix.Close(fd)
+		return nil, pathErr("stat", f.path, err)
+	}
+	return f, nil
+}
+
+// fdFile is fastDir's ReadFile: a bare descriptor.
+type fdFile struct {
+	fd   int
+	path string
+	st   unix.Stat_t
+}
+
+func (f *fdFile) Fd() int      { return f.fd }
+func (f *fdFile) Size() int64  { return f.st.Size }
+func (f *fdFile) Close() error { return unix.Close(f.fd) }
+
+func (f *fdFile) ReadAt(p []byte, off int64) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := unix.Pread(f.fd, p[n:], off+int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, pathErr("read", f.path, err)
+		}
+		if m == 0 {
+			return n, io.EOF
+		}
+		n += m
+	}
+	return n, nil
+}
+
 func (d *fastDir) Map(name string, size int64) ([]byte, func() error, bool, error) {
 	fd, err := d.openat(name, unix.O_RDONLY, 0)
 	if err != nil {

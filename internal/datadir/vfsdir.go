@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -49,10 +50,17 @@ func (d *vfsDir) Write(name string, bufs [][]byte, sync bool) error {
 	if err != nil {
 		return err
 	}
+	// vfs.File.Write may modify its argument (pebble's MemFS does, in
+	// race and invariants builds): write copies, never the caller's bytes.
+	bp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bp)
 	for _, b := range bufs {
-		if _, err = f.Write(b); err != nil {
-			err = pathErr("write", d.Path(name), err)
-			break
+		for len(b) > 0 && err == nil {
+			n := copy(*bp, b)
+			if _, err = f.Write((*bp)[:n]); err != nil {
+				err = pathErr("write", d.Path(name), err)
+			}
+			b = b[n:]
 		}
 	}
 	return d.finish(name, f, sync, err)
@@ -107,6 +115,41 @@ func (d *vfsDir) Read(name string, size int64, buf []byte) ([]byte, error) {
 		return nil, pathErr("read", p, fmt.Errorf("%w: %d bytes, want %d", ErrSize, n, size))
 	}
 	return buf[:n], nil
+}
+
+func (d *vfsDir) OpenRead(name string) (ReadFile, error) {
+	p := d.Path(name)
+	f, err := d.fs.Open(p)
+	if err != nil {
+		return nil, pathErr("open", p, err)
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, pathErr("stat", p, err)
+	}
+	return &vfsFile{f: f, path: p, info: info}, nil
+}
+
+// vfsFile is vfsDir's ReadFile. It keeps the vfs.File unexported so that
+// its descriptor, if any, is not used behind the FS's back.
+type vfsFile struct {
+	f    vfs.File
+	path string
+	info fs.FileInfo
+}
+
+func (f *vfsFile) Fd() int                    { return -1 }
+func (f *vfsFile) Size() int64                { return f.info.Size() }
+func (f *vfsFile) Stat() (fs.FileInfo, error) { return f.info, nil }
+func (f *vfsFile) Close() error               { return f.f.Close() }
+
+func (f *vfsFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.f.ReadAt(p, off)
+	if err != nil && err != io.EOF {
+		err = pathErr("read", f.path, err)
+	}
+	return n, err
 }
 
 func (d *vfsDir) Map(string, int64) ([]byte, func() error, bool, error) {

@@ -1,0 +1,820 @@
+package dirstore
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"iter"
+	"maps"
+	"math"
+	"slices"
+	"sync"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+// Codec turns a Buffer's values into bytes for its Store and back.
+// Marshal and Unmarshal may be called concurrently, and never with the
+// Buffer's lock held.
+type Codec[V any] interface {
+	Marshal(v V) ([]byte, error)
+	Unmarshal(data []byte) (V, error)
+}
+
+// BufferOptions configure NewBuffer. The zero value is valid only for
+// []byte values, and then spills every non-empty value at once.
+type BufferOptions[V any] struct {
+	// MaxWeight is the capacity of the memory tier (zict's n): when the
+	// weights of the values in memory add up to more, the least recently
+	// used ones spill to the Store. A value heavier than MaxWeight on its
+	// own goes straight to the Store. It must not be negative. Default 0.
+	MaxWeight int64
+
+	// Weight returns the weight of a value, which must not be negative. It
+	// is called outside the Buffer's lock. Default: len(v) when V is
+	// []byte, else 1.
+	Weight func(key string, v V) int64
+
+	// Codec converts values for the Store. It may be nil only when V is
+	// []byte, in which case values are written and read as they are.
+	Codec Codec[V]
+
+	// OnSpill, if set, is called after a value was written to the Store, on
+	// its way out of memory, outside the Buffer's lock. If it returns an
+	// error the move is undone: the written copy is removed and the value
+	// stays in memory. It is not called when a Set or Delete of the key has
+	// already won over the spill; if one wins while OnSpill runs, the
+	// spill is undone as well, so OnSpill must tolerate a spill that does
+	// not stick. Default nil.
+	OnSpill func(key string, v V) error
+
+	// OnUnspill, if set, is called after a value read back from the Store
+	// by Get moved into memory (not when a heavy value is served from the
+	// Store without moving), outside the Buffer's lock. Default nil.
+	OnUnspill func(key string, v V)
+}
+
+// Buffer is a map from string keys to values of type V in two tiers: a
+// memory tier, bounded by weight and ordered by recency, and a Store that
+// the least recently used values spill to (Python's zict.Buffer over a
+// zict.LRU). A key is in exactly one tier. A missing key is an error
+// matching fs.ErrNotExist.
+//
+// # Tiers
+//
+// Set puts a value in memory; when the memory tier then weighs more than
+// MaxWeight, the least recently used values are marshalled and written to
+// the Store, heavy ones (each heavier than MaxWeight) first, until it fits.
+// Get of a spilled key reads the value back into memory (unless it is
+// heavy) and removes it from the Store. Get refreshes recency; Has, Len and
+// Keys do not. Values in memory are kept as given: a []byte passed to Set
+// is what Get returns, not a copy.
+//
+// # Failures
+//
+// A spill that fails (the Codec, the Store, for example with a full disk,
+// or OnSpill returns an error) leaves the value in memory, where it becomes
+// the most recently used, and the error is returned by the Set, Evict,
+// EvictUntilBelowTarget or Flush that tried it: nothing is lost, and the
+// memory tier stays over MaxWeight until a later spill succeeds. A Get that
+// reads a value back spills others to make room but does not report their
+// failure, since it has its value.
+//
+// # Concurrency
+//
+// All methods may be called concurrently. The Store I/O of a spill or a
+// read-back runs outside the Buffer's lock, so other keys are served
+// meanwhile; while a value is on its way out Get still returns it from
+// memory. A Set or Delete of a key that is being spilled or read back wins
+// at once (zict's cancel-evict rules): the move is abandoned, any copy it
+// left in the Store is removed, and a Get waiting for the read-back answers
+// from the new state. Weight, Codec and the callbacks are called without
+// the lock and may themselves call the Buffer, except Close, which waits
+// for the spill that called them.
+//
+// # Ownership and durability
+//
+// The Buffer keeps the set of spilled keys in memory (the key plus about 50
+// bytes each), loaded from the Store by NewBuffer, so Has, Len and Keys
+// never touch the disk. While the Buffer is in use nobody else may write
+// the Store. Values in memory are lost by a crash and by Close; spilled
+// values have the Store's durability (see Options.NoSync). Flush spills
+// everything and syncs the Store. Close does not close the Store.
+type Buffer[V any] struct {
+	slow      *Store
+	max       int64
+	weightFn  func(string, V) int64
+	codec     Codec[V]
+	onSpill   func(string, V) error
+	onUnspill func(string, V)
+
+	mu struct {
+		sync.Mutex
+		// lru holds the values in memory that are not moving, least
+		// recently used first. Its count limit is never reached: the weight
+		// accounting below decides what spills.
+		lru *simplelru.LRU[string, entry[V]]
+		// heavy holds the keys in lru heavier than MaxWeight, which spill
+		// first.
+		heavy map[string]struct{}
+		// flights holds the keys whose value is moving between the tiers
+		// or whose Store copy is being removed; they are not in lru.
+		flights map[string]*flight[V]
+		// stored holds the keys whose value is in the Store.
+		stored map[string]struct{}
+		// orphans holds keys whose Store copy should be gone but whose
+		// removal failed; Flush and Close retry.
+		orphans map[string]struct{}
+		weight  int64 // of the values in lru and those held by flights
+		parked  int64 // of the values held by flights, which cannot spill now
+		closed  bool
+	}
+}
+
+// entry is a value in the memory tier.
+type entry[V any] struct {
+	value  V
+	weight int64
+}
+
+type flightKind uint8
+
+const (
+	spilling   flightKind = iota // memory -> Store
+	unspilling                   // Store -> memory, for Get
+	removing                     // deleting the Store copy
+)
+
+// flight is the state of a key whose Store I/O runs outside the lock. The
+// goroutine that registered it owns the I/O and lands it; Set and Delete
+// change it, under the lock, to win over the I/O: they mark it superseded,
+// which voids the flight's own outcome, and set or clear the key's value.
+// Only the owner touches the Store for that key until the flight lands, so
+// a new spill cannot race with the cleanup of an old one.
+type flight[V any] struct {
+	kind flightKind
+	done chan struct{} // closed when the flight lands
+
+	superseded bool // a Set or Delete came after the flight started
+	has        bool // the key has a value in memory: value, weight
+	value      V
+	weight     int64
+	copy       bool // the Store holds the key's old copy, to remove if superseded
+}
+
+var (
+	errBufferClosed error = &sentinel{"dirstore: buffer is closed", fs.ErrClosed}
+	errEvictEmpty   error = &sentinel{"dirstore: buffer has no value in memory to evict", fs.ErrNotExist}
+)
+
+// NewBuffer returns a Buffer that spills to slow. Keys already in slow are
+// keys of the Buffer. Every problem with opts is reported at once, as an
+// error matching fs.ErrInvalid.
+func NewBuffer[V any](slow *Store, opts BufferOptions[V]) (*Buffer[V], error) {
+	b := &Buffer[V]{
+		slow:      slow,
+		max:       opts.MaxWeight,
+		weightFn:  opts.Weight,
+		codec:     opts.Codec,
+		onSpill:   opts.OnSpill,
+		onUnspill: opts.OnUnspill,
+	}
+	var zero V
+	_, isBytes := any(zero).([]byte)
+	var errs []error
+	if slow == nil {
+		errs = append(errs, errors.New("the Store is nil"))
+	}
+	if opts.MaxWeight < 0 {
+		errs = append(errs, fmt.Errorf("MaxWeight %d is negative", opts.MaxWeight))
+	}
+	if b.codec == nil {
+		if isBytes {
+			b.codec = bytesCodec[V]{}
+		} else {
+			errs = append(errs, fmt.Errorf("Codec is nil and values are %T, not []byte", zero))
+		}
+	}
+	if b.weightFn == nil {
+		if isBytes {
+			b.weightFn = func(_ string, v V) int64 { return int64(len(any(v).([]byte))) }
+		} else {
+			b.weightFn = func(string, V) int64 { return 1 }
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("dirstore: invalid buffer options: %w: %w", fs.ErrInvalid, err)
+	}
+	b.mu.lru, _ = simplelru.NewLRU[string, entry[V]](math.MaxInt, nil)
+	b.mu.heavy = make(map[string]struct{})
+	b.mu.flights = make(map[string]*flight[V])
+	b.mu.stored = make(map[string]struct{})
+	b.mu.orphans = make(map[string]struct{})
+	for k, err := range slow.Keys() {
+		if err != nil {
+			return nil, fmt.Errorf("dirstore: new buffer: %w", err)
+		}
+		b.mu.stored[k] = struct{}{}
+	}
+	return b, nil
+}
+
+// bytesCodec is the Codec of []byte values: the bytes as they are.
+type bytesCodec[V any] struct{}
+
+func (bytesCodec[V]) Marshal(v V) ([]byte, error)      { return any(v).([]byte), nil }
+func (bytesCodec[V]) Unmarshal(data []byte) (V, error) { return any(data).(V), nil }
+
+// weigh returns key's weight for v, checked.
+func (b *Buffer[V]) weigh(key string, v V) (int64, error) {
+	w := b.weightFn(key, v)
+	if w < 0 {
+		return 0, fmt.Errorf("weight %d is negative: %w", w, fs.ErrInvalid)
+	}
+	return w, nil
+}
+
+// Set puts v under key in memory, replacing any value in either tier, then
+// spills least recently used values while the memory tier weighs more than
+// MaxWeight. A value heavier than MaxWeight goes straight to the Store. If
+// a spill fails, v is set all the same and the error is returned.
+func (b *Buffer[V]) Set(key string, v V) error {
+	if len(key) > MaxKeyLen {
+		return keyErr("set", key, ErrInvalidKey)
+	}
+	w, err := b.weigh(key, v)
+	if err != nil {
+		return keyErr("set", key, err)
+	}
+	b.mu.Lock()
+	if b.mu.closed {
+		b.mu.Unlock()
+		return keyErr("set", key, errBufferClosed)
+	}
+	if f := b.mu.flights[key]; f != nil {
+		// The key is moving: win over the move; the flight's owner puts
+		// v in the LRU when its I/O is over.
+		b.supersedeLocked(key, f)
+		f.has, f.value, f.weight = true, v, w
+		b.mu.weight += w
+		b.mu.parked += w
+		return b.spillUntilLocked(b.max)
+	}
+	if old, ok := b.mu.lru.Peek(key); ok {
+		// Replace in place: Add keeps the list element.
+		b.mu.weight -= old.weight
+		delete(b.mu.heavy, key)
+	} else if _, ok := b.mu.stored[key]; ok {
+		// Remove the old copy outside the lock; meanwhile the flight holds
+		// v, so Get already returns it.
+		delete(b.mu.stored, key)
+		f := &flight[V]{kind: removing, done: make(chan struct{}), superseded: true,
+			has: true, value: v, weight: w, copy: true}
+		b.mu.flights[key] = f
+		b.mu.weight += w
+		b.mu.parked += w
+		b.landLocked(key, f)
+		return b.spillUntilLocked(b.max)
+	}
+	b.mu.lru.Add(key, entry[V]{v, w})
+	if w > b.max {
+		b.mu.heavy[key] = struct{}{}
+	}
+	b.mu.weight += w
+	return b.spillUntilLocked(b.max)
+}
+
+// supersedeLocked records that a Set or Delete of key wins over flight f:
+// the key leaves the Store (logically; the flight's owner removes the copy)
+// and its value in memory, if any, is dropped.
+func (b *Buffer[V]) supersedeLocked(key string, f *flight[V]) {
+	if !f.superseded && f.kind != spilling {
+		delete(b.mu.stored, key)
+	}
+	f.superseded = true
+	if f.has {
+		b.mu.weight -= f.weight
+		b.mu.parked -= f.weight
+		var zero V
+		f.has, f.value, f.weight = false, zero, 0
+	}
+}
+
+// dropLocked removes key's idle value from memory, if it has one.
+func (b *Buffer[V]) dropLocked(key string) bool {
+	e, ok := b.mu.lru.Peek(key)
+	if !ok {
+		return false
+	}
+	b.mu.lru.Remove(key)
+	delete(b.mu.heavy, key)
+	b.mu.weight -= e.weight
+	return true
+}
+
+// Get returns key's value. A value read back from the Store moves into
+// memory as the most recently used, unless it is heavy; other values may
+// spill to make room.
+func (b *Buffer[V]) Get(key string) (V, error) {
+	var zero V
+	b.mu.Lock()
+	if e, ok := b.mu.lru.Get(key); ok {
+		b.mu.Unlock()
+		return e.value, nil
+	}
+	for {
+		if b.mu.closed {
+			b.mu.Unlock()
+			return zero, keyErr("get", key, errBufferClosed)
+		}
+		if e, ok := b.mu.lru.Get(key); ok {
+			b.mu.Unlock()
+			return e.value, nil
+		}
+		if f := b.mu.flights[key]; f != nil {
+			if f.has {
+				v := f.value
+				b.mu.Unlock()
+				return v, nil
+			}
+			if f.superseded {
+				b.mu.Unlock()
+				return zero, keyErr("get", key, ErrNotFound)
+			}
+			// Read back or removed by another goroutine: wait for it.
+			done := f.done
+			b.mu.Unlock()
+			<-done
+			b.mu.Lock()
+			continue
+		}
+		if _, ok := b.mu.stored[key]; !ok {
+			b.mu.Unlock()
+			return zero, keyErr("get", key, ErrNotFound)
+		}
+		f := &flight[V]{kind: unspilling, done: make(chan struct{}), copy: true}
+		b.mu.flights[key] = f
+		b.mu.Unlock()
+		v, retry, err := b.unspill(key, f)
+		if !retry {
+			return v, err
+		}
+		b.mu.Lock()
+	}
+}
+
+// unspill reads key back from the Store for Get, as flight f, without the
+// lock. retry means a Set or Delete won meanwhile and Get must look again.
+func (b *Buffer[V]) unspill(key string, f *flight[V]) (v V, retry bool, err error) {
+	var zero V
+	var w int64
+	data, err := b.slow.Get(key)
+	if err == nil {
+		if v, err = b.codec.Unmarshal(data); err != nil {
+			err = keyErr("unmarshal", key, err)
+		}
+	}
+	if err == nil {
+		if w, err = b.weigh(key, v); err != nil {
+			err = keyErr("get", key, err)
+		}
+	}
+	b.mu.Lock()
+	if f.superseded {
+		b.landLocked(key, f)
+		b.mu.Unlock()
+		return zero, true, nil
+	}
+	if err != nil || w > b.max {
+		if errors.Is(err, ErrNotFound) {
+			// Somebody else removed it from the Store.
+			delete(b.mu.stored, key)
+			f.copy = false
+		}
+		// On error, or for a heavy value, the key stays in the Store.
+		b.landLocked(key, f)
+		b.mu.Unlock()
+		if err != nil {
+			return zero, false, err
+		}
+		return v, false, nil
+	}
+	b.mu.Unlock()
+	derr := b.slow.Delete(key)
+	b.mu.Lock()
+	if derr == nil {
+		f.copy = false
+	}
+	if f.superseded {
+		b.landLocked(key, f)
+		b.mu.Unlock()
+		return zero, true, nil
+	}
+	if derr != nil {
+		// The value stays in the Store; the caller has it all the same.
+		b.landLocked(key, f)
+		b.mu.Unlock()
+		return v, false, nil
+	}
+	delete(b.mu.stored, key)
+	f.has, f.value, f.weight = true, v, w
+	b.mu.weight += w
+	b.mu.parked += w
+	b.landLocked(key, f)
+	_ = b.spillUntilLocked(b.max)
+	if b.onUnspill != nil {
+		b.onUnspill(key, v)
+	}
+	return v, false, nil
+}
+
+// Delete removes key from whichever tier holds it. A missing key is an
+// error matching fs.ErrNotExist.
+func (b *Buffer[V]) Delete(key string) error {
+	b.mu.Lock()
+	for {
+		if b.mu.closed {
+			b.mu.Unlock()
+			return keyErr("delete", key, errBufferClosed)
+		}
+		f := b.mu.flights[key]
+		if f == nil {
+			break
+		}
+		if !f.has && (f.superseded || f.kind == removing) {
+			if f.superseded {
+				b.mu.Unlock()
+				return keyErr("delete", key, ErrNotFound)
+			}
+			// Another Delete is removing it: its outcome decides ours.
+			done := f.done
+			b.mu.Unlock()
+			<-done
+			b.mu.Lock()
+			continue
+		}
+		b.supersedeLocked(key, f)
+		b.mu.Unlock()
+		return nil
+	}
+	if b.dropLocked(key) {
+		b.mu.Unlock()
+		return nil
+	}
+	if _, ok := b.mu.stored[key]; !ok {
+		b.mu.Unlock()
+		return keyErr("delete", key, ErrNotFound)
+	}
+	f := &flight[V]{kind: removing, done: make(chan struct{}), copy: true}
+	b.mu.flights[key] = f
+	b.mu.Unlock()
+	err := b.slow.Delete(key)
+	b.mu.Lock()
+	if err == nil || errors.Is(err, ErrNotFound) {
+		f.copy = false
+		if !f.superseded {
+			delete(b.mu.stored, key)
+		}
+	}
+	landed := b.landLocked(key, f)
+	if landed {
+		// A Set won meanwhile and its value is in memory now.
+		_ = b.spillUntilLocked(b.max)
+	} else {
+		b.mu.Unlock()
+	}
+	return err
+}
+
+// landLocked ends flight f of key: it removes the Store copy the flight
+// left behind if a Set or Delete superseded it (releasing the lock around
+// the I/O), then puts the value the flight holds, if any, in the LRU as
+// the most recently used, and wakes up the waiters. It reports whether a
+// value entered the LRU.
+func (b *Buffer[V]) landLocked(key string, f *flight[V]) bool {
+	if f.superseded && f.copy {
+		b.removeCopyLocked(key)
+		f.copy = false
+	}
+	delete(b.mu.flights, key)
+	close(f.done)
+	if !f.has {
+		return false
+	}
+	b.mu.parked -= f.weight
+	b.mu.lru.Add(key, entry[V]{f.value, f.weight})
+	if f.weight > b.max {
+		b.mu.heavy[key] = struct{}{}
+	}
+	return true
+}
+
+// removeCopyLocked deletes key's copy from the Store, releasing the lock
+// around the I/O. The key must be in a flight, so that nothing else writes
+// it meanwhile. A copy that cannot be removed is remembered as an orphan.
+func (b *Buffer[V]) removeCopyLocked(key string) error {
+	b.mu.Unlock()
+	err := b.slow.Delete(key)
+	b.mu.Lock()
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		b.mu.orphans[key] = struct{}{}
+		return err
+	}
+	delete(b.mu.orphans, key)
+	return nil
+}
+
+// victimLocked returns the value to spill next: a heavy one, else the
+// least recently used.
+func (b *Buffer[V]) victimLocked() (key string, e entry[V], heavy, ok bool) {
+	for key = range b.mu.heavy {
+		e, _ = b.mu.lru.Peek(key)
+		return key, e, true, true
+	}
+	key, e, ok = b.mu.lru.GetOldest()
+	return key, e, false, ok
+}
+
+// spillLocked moves key's value e, which victimLocked chose, to the Store.
+// It is called with the lock held, releases it around the I/O and returns
+// with it held. moved is false if the value stayed in memory or a Set or
+// Delete of key won meanwhile.
+func (b *Buffer[V]) spillLocked(key string, e entry[V]) (moved bool, err error) {
+	b.mu.lru.Remove(key)
+	delete(b.mu.heavy, key)
+	f := &flight[V]{kind: spilling, done: make(chan struct{}), has: true, value: e.value, weight: e.weight}
+	b.mu.flights[key] = f
+	b.mu.parked += e.weight
+	b.mu.Unlock()
+
+	data, err := b.codec.Marshal(e.value)
+	if err != nil {
+		err = keyErr("marshal", key, err)
+	} else {
+		err = b.slow.Set(key, data)
+	}
+	b.mu.Lock()
+	if err == nil {
+		f.copy = true
+		if !f.superseded && b.onSpill != nil {
+			b.mu.Unlock()
+			err = b.onSpill(key, e.value)
+			b.mu.Lock()
+			if err != nil {
+				err = keyErr("spill", key, err)
+			}
+		}
+	}
+	if f.superseded {
+		b.landLocked(key, f)
+		return false, nil
+	}
+	if err != nil {
+		if f.copy {
+			if rerr := b.removeCopyLocked(key); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+			f.copy = false
+		}
+		// The value stays in memory, no longer marked heavy (zict), so that
+		// it does not block the next spills. If a Set or Delete won while
+		// the copy was being removed, landLocked puts its outcome in place.
+		b.landLocked(key, f)
+		if !f.superseded {
+			delete(b.mu.heavy, key)
+		}
+		return false, err
+	}
+	b.mu.stored[key] = struct{}{}
+	delete(b.mu.orphans, key)
+	b.mu.weight -= f.weight
+	b.mu.parked -= f.weight
+	f.has, f.copy = false, false
+	b.landLocked(key, f)
+	return true, nil
+}
+
+// spillUntilLocked spills values until the memory tier, not counting the
+// values already moving, weighs at most target. It is called with the lock
+// held and releases it. It stops at the first failure, except that a heavy
+// value failing does not keep lighter ones from spilling (zict); it never
+// tries a key twice.
+func (b *Buffer[V]) spillUntilLocked(target int64) error {
+	var first error
+	var failed map[string]bool
+	for !b.mu.closed && b.mu.weight-b.mu.parked > target {
+		key, e, heavy, ok := b.victimLocked()
+		if !ok || failed[key] {
+			break
+		}
+		if _, err := b.spillLocked(key, e); err != nil {
+			if first == nil {
+				first = err
+			}
+			if !heavy {
+				break
+			}
+			if failed == nil {
+				failed = make(map[string]bool)
+			}
+			failed[key] = true
+		}
+	}
+	b.mu.Unlock()
+	return first
+}
+
+// Has reports whether key has a value in either tier. The error is
+// non-nil only after Close.
+func (b *Buffer[V]) Has(key string) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.mu.closed {
+		return false, keyErr("has", key, errBufferClosed)
+	}
+	if b.mu.lru.Contains(key) {
+		return true, nil
+	}
+	if f := b.mu.flights[key]; f != nil {
+		return f.has || !f.superseded, nil
+	}
+	_, ok := b.mu.stored[key]
+	return ok, nil
+}
+
+// Len returns the number of keys in both tiers (0 after Close).
+func (b *Buffer[V]) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.mu.closed {
+		return 0
+	}
+	n := b.mu.lru.Len() + len(b.mu.stored)
+	for _, f := range b.mu.flights {
+		if f.has {
+			n++
+		}
+	}
+	return n
+}
+
+// Keys yields the keys of both tiers from a snapshot taken when iteration
+// starts: first those in memory, least recently used first (a value on
+// its way out of memory counts as in memory), then the spilled ones in
+// sorted order. Each key appears once. Changes made during iteration are
+// not seen, and iteration does not change recency.
+func (b *Buffer[V]) Keys() iter.Seq[string] {
+	return func(yield func(string) bool) {
+		b.mu.Lock()
+		if b.mu.closed {
+			b.mu.Unlock()
+			return
+		}
+		mem := b.mu.lru.Keys()
+		for k, f := range b.mu.flights {
+			if f.has {
+				mem = append(mem, k)
+			}
+		}
+		stored := slices.Sorted(maps.Keys(b.mu.stored))
+		b.mu.Unlock()
+		for _, k := range mem {
+			if !yield(k) {
+				return
+			}
+		}
+		for _, k := range stored {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// Weight returns the weight of the values in memory, including those on
+// their way to the Store.
+func (b *Buffer[V]) Weight() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.mu.weight
+}
+
+// Evict spills one value, a heavy one if any, else the least recently
+// used, and returns its key and weight. With nothing in memory to spill it
+// returns an error matching fs.ErrNotExist. If a Set or Delete of the key
+// won while it was being written, nothing was evicted and Evict returns ""
+// and a nil error. If the spill fails, the value stays in memory as the
+// most recently used and the error is returned.
+func (b *Buffer[V]) Evict() (key string, weight int64, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.mu.closed {
+		return "", 0, fmt.Errorf("dirstore: evict: %w", errBufferClosed)
+	}
+	key, e, _, ok := b.victimLocked()
+	if !ok {
+		return "", 0, fmt.Errorf("dirstore: evict: %w", errEvictEmpty)
+	}
+	moved, err := b.spillLocked(key, e)
+	if !moved {
+		return "", 0, err
+	}
+	return key, e.weight, nil
+}
+
+// EvictUntilBelowTarget spills values, heavy ones first and then the least
+// recently used, until the memory tier weighs at most target (values that
+// other goroutines are spilling count as gone). It returns the first
+// spill's error and stops there, except that a heavy value that fails does
+// not stop lighter ones.
+func (b *Buffer[V]) EvictUntilBelowTarget(target int64) error {
+	b.mu.Lock()
+	if b.mu.closed {
+		b.mu.Unlock()
+		return fmt.Errorf("dirstore: evict: %w", errBufferClosed)
+	}
+	return b.spillUntilLocked(target)
+}
+
+// Flush spills every value in memory to the Store and then syncs the
+// Store (Store.Sync), so that with no concurrent writers everything the
+// Buffer holds is durable when Flush returns nil. It also retries the
+// removal of stale Store copies that failed earlier.
+func (b *Buffer[V]) Flush() error {
+	b.mu.Lock()
+	if b.mu.closed {
+		b.mu.Unlock()
+		return fmt.Errorf("dirstore: flush: %w", errBufferClosed)
+	}
+	if err := b.spillUntilLocked(-1); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	err := b.removeOrphansLocked()
+	b.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return b.slow.Sync()
+}
+
+// removeOrphansLocked retries removing the Store copies that failed to go.
+// It is called with the lock held, which it releases around the I/O.
+func (b *Buffer[V]) removeOrphansLocked() error {
+	var errs []error
+	for _, key := range slices.Collect(maps.Keys(b.mu.orphans)) {
+		if _, ok := b.mu.orphans[key]; !ok || b.mu.flights[key] != nil {
+			continue
+		}
+		if _, ok := b.mu.stored[key]; ok {
+			delete(b.mu.orphans, key)
+			continue
+		}
+		f := &flight[V]{kind: removing, done: make(chan struct{}), superseded: true}
+		b.mu.flights[key] = f
+		if err := b.removeCopyLocked(key); err != nil {
+			errs = append(errs, err)
+		}
+		// A Set that won meanwhile leaves its value in memory.
+		b.landLocked(key, f)
+	}
+	return errors.Join(errs...)
+}
+
+// Close discards the memory tier, as zict's Buffer does: values that were
+// not spilled are lost (call Flush first to keep them). It waits for the
+// spills and read-backs in progress, retries the removal of stale Store
+// copies, and leaves the Store open: the caller owns it. Later calls
+// return errors matching fs.ErrClosed.
+func (b *Buffer[V]) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.mu.closed {
+		return fmt.Errorf("dirstore: close buffer: %w", errBufferClosed)
+	}
+	b.mu.closed = true
+	for len(b.mu.flights) > 0 {
+		var done []chan struct{}
+		for _, f := range b.mu.flights {
+			done = append(done, f.done)
+		}
+		b.mu.Unlock()
+		for _, d := range done {
+			<-d
+		}
+		b.mu.Lock()
+	}
+	err := b.removeOrphansLocked()
+	b.mu.lru.Purge()
+	clear(b.mu.heavy)
+	b.mu.weight, b.mu.parked = 0, 0
+	if err != nil {
+		return fmt.Errorf("dirstore: close buffer: %w", err)
+	}
+	return nil
+}
+
+// String describes the buffer as zict does: <Buffer: W/MAX in memory, N elements>.
+func (b *Buffer[V]) String() string {
+	return fmt.Sprintf("<Buffer: %d/%d in memory, %d elements>", b.Weight(), b.max, b.Len())
+}

@@ -1,0 +1,170 @@
+package dirstore
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"runtime"
+	"sync"
+
+	"github.com/dirstore/dirstore/internal/datadir"
+	"github.com/dirstore/dirstore/internal/rangecache"
+)
+
+// storeStreams is a Store's support for Streams over its values and for
+// its hooks.
+type storeStreams struct {
+	// space names this Store's value files in the cache: their names are
+	// unique within a Store (versions never repeat), not across Stores.
+	spaceOnce sync.Once
+	space     uint64
+
+	hooks [numEvents]hookList
+}
+
+func (st *storeStreams) spaceID() uint64 {
+	st.spaceOnce.Do(func() { st.space = rangecache.NewSpace() })
+	return st.space
+}
+
+func (st *storeStreams) hooked(i int) bool { return len(st.hooks[i].load()) > 0 }
+
+// fire runs the Store's hooks for a Get, View or Set: with a nil Stream.
+func (st *storeStreams) fire(i int, data []byte, n int) {
+	for _, h := range st.hooks[i].load() {
+		h.fn(nil, data, n)
+	}
+}
+
+// fireSet runs the write hooks for a SetBuffers of bufs.
+func (st *storeStreams) fireSet(bufs [][]byte) {
+	if !st.hooked(evWrite) {
+		return
+	}
+	var data []byte
+	n := 0
+	for _, b := range bufs {
+		n += len(b)
+	}
+	if len(bufs) == 1 {
+		data = bufs[0]
+	}
+	st.fire(evWrite, data, n)
+}
+
+// Hook registers fn to run after every value read or written through the
+// Store, in registration order, in the goroutine that made the call, after
+// it is done and with no lock of the Store held (fn may use the Store):
+//
+//   - OnRead: after Get and View, with a nil *Stream, the value and its
+//     length; after each Read and ReadAt on a Stream from Open, with that
+//     Stream, the bytes read and their count (after the Stream's own
+//     hooks).
+//   - OnWrite: after Set, SetBuffers and SetFrom succeed, with a nil
+//     *Stream and n the value's length; data is the value when the Store
+//     had it as one slice (Set, and SetBuffers of one buffer), and nil
+//     otherwise (SetFrom, and SetBuffers of several buffers, which are not
+//     joined for the hook).
+//
+// data must not be modified or kept. Verify and Open's recovery do not run
+// hooks. An unknown ev is an error that names it and matches fs.ErrInvalid.
+func (s *Store) Hook(ev Event, fn HookFunc) error {
+	i, err := eventIndex(ev)
+	if err != nil {
+		return err
+	}
+	if fn == nil {
+		return fmt.Errorf("dirstore: nil hook for %q: %w", string(ev), fs.ErrInvalid)
+	}
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return fmt.Errorf("dirstore: hook %s: %w", s.dir, ErrClosed)
+	}
+	s.streams.hooks[i].add(hook{fn: fn})
+	return nil
+}
+
+// Open returns a read-only Stream over key's current value, with the
+// default StreamOptions. See OpenStream.
+func (s *Store) Open(key string) (*Stream, error) { return s.OpenStream(key, nil) }
+
+// OpenStream returns a read-only Stream over key's current value (the
+// version at the time of the call), which the caller must Close. The Stream
+// keeps reading that version after the key is overwritten or deleted, and
+// after the Store is closed; a Stream opened later reads the new one. Its
+// name is the value file's path.
+//
+// The value's file never changes, so the Stream is immutable
+// (StreamOptions.Immutable is implied): its cached reads take no system
+// call. Its length is checked when it is opened, and its checksum when it
+// is read from start to end by Read (or whole by one ReadAt): a mismatch is
+// an error matching ErrCorrupt, returned instead of io.EOF. Bytes returned
+// before the end cannot be taken back; Get checks before it returns.
+//
+// On a file system other than the operating system's (Options.FS), the
+// Stream reads through it rather than through StreamOptions.Backend.
+func (s *Store) OpenStream(key string, opts *StreamOptions) (*Stream, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, keyErr("open", key, err)
+	}
+	if err := s.begin("open", key, false); err != nil {
+		return nil, err
+	}
+	defer s.closeMu.RUnlock()
+	e, ok, err := s.lookup(key)
+	for attempt := 0; ; attempt++ {
+		if err != nil {
+			return nil, keyErr("open", key, err)
+		}
+		if !ok {
+			return nil, keyErr("open", key, ErrNotFound)
+		}
+		name := fileName(key, e)
+		rf, oerr := s.files.OpenRead(name)
+		if errors.Is(oerr, fs.ErrNotExist) && attempt < 8 {
+			// A concurrent Set or Delete may have replaced the file after
+			// the lookup: look again.
+			e2, ok2, err2 := s.lookup(key)
+			if err2 != nil || !ok2 || e2 != e {
+				e, ok, err = e2, ok2, err2
+				continue
+			}
+		}
+		if oerr != nil {
+			if errors.Is(oerr, fs.ErrNotExist) {
+				return nil, corruptErr("open", key, oerr)
+			}
+			return nil, keyErr("open", key, oerr)
+		}
+		if rf.Size() != e.Size {
+			rf.Close()
+			return nil, corruptErr("open", key, &fs.PathError{Op: "open", Path: s.files.Path(name),
+				Err: fmt.Errorf("%w: %d bytes, want %d", datadir.ErrSize, rf.Size(), e.Size)})
+		}
+		return s.valueStream(name, rf, e.Size, e.CRC, o), nil
+	}
+}
+
+func (s *Store) valueStream(name string, rf datadir.ReadFile, size int64, crc uint32, o StreamOptions) *Stream {
+	st := &Stream{
+		name:      s.files.Path(name),
+		fd:        rf.Fd(),
+		rf:        rf,
+		eng:       o.Backend,
+		immutable: true,
+		// The checksum stands in for the modification time: should a name
+		// ever hold other content, the cached entries would not match.
+		fixed: rangecache.Snapshot{Size: size, Mtime: int64(crc)},
+		chunk: o.ChunkSize,
+		cache: o.Cache.c,
+		id:    rangecache.Acquire(rangecache.IdentKey{Space: s.streams.spaceID(), Name: name}),
+		store: &s.streams,
+	}
+	if !st.id.Verified() {
+		st.verify = &verifier{want: crc}
+	}
+	st.cleanup = runtime.AddCleanup(st, func(r streamRes) { r.release() }, streamRes{fd: st.fd, rf: rf})
+	return st
+}
