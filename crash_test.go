@@ -197,21 +197,47 @@ func TestCrash(t *testing.T) {
 		name := fmt.Sprintf("nosync=%v,unsynced=%d%%,early=%v,torn=%v", c.nosync, c.unsynced, c.early, c.torn)
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			runCrash(t, crashSeedFor(t), c)
+			// The size: 1,000 operations on 64 keys with values up
+			// to 64 KiB; the race detector makes every crash point ten
+			// times dearer.
+			nops, nkeys, maxValue := 1000, 64, 64<<10
+			if underRace {
+				nops, nkeys, maxValue = 200, 12, 8<<10
+			}
+			if *crashOps > 0 {
+				nops = *crashOps
+			}
+			if err := runCrash(t, crashSeedFor(t), c, nops, nkeys, maxValue); err != nil {
+				t.Fatal(err)
+			}
 		})
 	}
 }
 
-func runCrash(t *testing.T, seed uint64, c crashConfig) {
-	// The size: 1,000 operations on 64 keys with values up to 64
-	// KiB; the race detector makes every crash point ten times dearer.
-	nops, nkeys, maxValue := 1000, 64, 64<<10
-	if underRace {
-		nops, nkeys, maxValue = 200, 12, 8<<10
+// TestCrashCatchesMutations seeds, one at a time, the bugs a crash-safe
+// store must not have, and checks that the crash tests catch each: a suite
+// that passes them is not testing durability.
+func TestCrashCatchesMutations(t *testing.T) {
+	for name, m := range dirstore.Mutations {
+		t.Run(name, func(t *testing.T) {
+			restore := dirstore.SetMutation(m)
+			defer restore()
+			// Removal too early shows only where removals reach the disk
+			// before the directory is synced.
+			c := crashConfig{unsynced: 0, early: m == dirstore.Mutations["old file removed too early"]}
+			err := runCrash(t, crashSeedFor(t), c, 60, 4, 6<<10)
+			if err == nil {
+				t.Fatalf("the crash tests did not catch %q", name)
+			}
+			t.Logf("caught: %v", err)
+		})
 	}
-	if *crashOps > 0 {
-		nops = *crashOps
-	}
+}
+
+// runCrash runs a workload of nops operations on nkeys keys, clones the file
+// system at every write, and returns the first clone that does not reopen
+// to an allowed state.
+func runCrash(t *testing.T, seed uint64, c crashConfig, nops, nkeys, maxValue int) error {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	ops := genWorkload(rng, nops, nkeys, maxValue)
 	models := []model{{}}
@@ -247,9 +273,12 @@ func runCrash(t *testing.T, seed uint64, c crashConfig) {
 	}
 	rec.on.Store(true)
 	checked := 0
+	var firstErr error
 	verify := func() {
 		for _, p := range rec.take() {
-			checkCrashPoint(t, p, ops, models, c.nosync)
+			if err := crashPointErr(p, ops, models, c.nosync); err != nil && firstErr == nil {
+				firstErr = err
+			}
 			checked++
 		}
 	}
@@ -261,14 +290,23 @@ func runCrash(t *testing.T, seed uint64, c crashConfig) {
 		if i%20 == 0 {
 			verify()
 		}
+		if firstErr != nil {
+			s.Close()
+			return firstErr
+		}
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	rec.on.Store(false)
 	verify()
+	if firstErr != nil {
+		return firstErr
+	}
 	// After a clean Close everything must be there.
-	checkCrashPoint(t, crashPoint{fs: mem.CrashClone(vfs.CrashCloneCfg{}), acked: len(ops), what: "after Close"}, ops, models, false)
+	if err := crashPointErr(crashPoint{fs: mem.CrashClone(vfs.CrashCloneCfg{}), acked: len(ops), what: "after Close"}, ops, models, false); err != nil {
+		return err
+	}
 	t.Logf("checked %d crash points of %d operations", checked, len(ops))
 	if c.torn {
 		torn.mu.Lock()
@@ -282,15 +320,7 @@ func runCrash(t *testing.T, seed uint64, c crashConfig) {
 	if checked < len(ops) {
 		t.Fatalf("only %d crash points for %d operations", checked, len(ops))
 	}
-}
-
-// checkCrashPoint reopens a crashed file system and checks what survived
-// (see crashPointErr).
-func checkCrashPoint(t *testing.T, p crashPoint, ops []workOp, models []model, nosync bool) {
-	t.Helper()
-	if err := crashPointErr(p, ops, models, nosync); err != nil {
-		t.Fatal(err)
-	}
+	return nil
 }
 
 // crashPointErr reopens a crashed file system and checks what survived:

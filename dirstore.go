@@ -367,7 +367,7 @@ func (s *Store) setBuffers(key string, bufs [][]byte) error {
 		e.CRC = crc32.Update(e.CRC, datadir.Castagnoli, b)
 	}
 	name := escape.Name(key, v)
-	if err := s.files.Write(name, bufs, !s.opts.NoSync); err != nil {
+	if err := s.files.Write(name, bufs, !s.opts.NoSync && !mutated(mutNoFileSync)); err != nil {
 		s.failIfSync(err)
 		return keyErr("set", key, err)
 	}
@@ -395,7 +395,7 @@ func (s *Store) setFrom(key string, r io.Reader) (int64, error) {
 		return 0, keyErr("set", key, err)
 	}
 	name := escape.Name(key, v)
-	n, crc, err := s.files.WriteFrom(name, r, !s.opts.NoSync)
+	n, crc, err := s.files.WriteFrom(name, r, !s.opts.NoSync && !mutated(mutNoFileSync))
 	if err != nil {
 		s.failIfSync(err)
 		return 0, keyErr("set", key, err)
@@ -407,7 +407,7 @@ func (s *Store) setFrom(key string, r io.Reader) (int64, error) {
 // schedules the file it replaces for removal. On error the new file is
 // removed and the store is unchanged.
 func (s *Store) install(op, key, name string, e manifest.Entry) error {
-	if !s.opts.NoSync {
+	if !s.opts.NoSync && !mutated(mutNoDirSync) {
 		if err := s.dirSync.sync(s.files.SyncDir); err != nil {
 			s.fail(err)
 			_ = s.files.Remove(name)
@@ -448,10 +448,13 @@ func (s *Store) commit(key string, e *manifest.Entry) (old manifest.Entry, had b
 	if had {
 		oldp = &old
 	}
+	if had && mutated(mutRemoveTooEarly) {
+		_ = s.files.Remove(fileName(key, old))
+	}
 	if s.opts.NoSync {
 		err = s.nosync.commit(s, b, key, oldp, e)
 	} else {
-		err = commitBatch(b, true)
+		err = commitBatch(b, !mutated(mutNoManifestSync))
 	}
 	if err != nil {
 		s.fail(err)

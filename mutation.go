@@ -1,0 +1,17 @@
+package dirstore
+
+import "sync/atomic"
+
+// mutation seeds one of the bugs the crash tests must catch. Only tests set
+// it (export_test.go); it is always mutNone otherwise.
+var mutation atomic.Int32
+
+const (
+	mutNone           = iota
+	mutNoFileSync     // value files are not fsynced
+	mutNoDirSync      // the directory is not fsynced before the commit
+	mutNoManifestSync // the manifest commit is not synced
+	mutRemoveTooEarly // the replaced file is removed before the manifest commit
+)
+
+func mutated(m int32) bool { return mutation.Load() == m }
