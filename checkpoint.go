@@ -19,7 +19,7 @@ type nosyncState struct {
 	mu      sync.Mutex // serializes NoSync commits; guards the fields below
 	seq     uint64     // next undo sequence number
 	written []string   // files written since the last checkpoint
-	garbage []string   // files superseded since the last checkpoint
+	garbage []garbage  // files superseded since the last checkpoint
 
 	ckptMu   sync.Mutex // one checkpoint at a time
 	lastCkpt uint64
@@ -93,10 +93,16 @@ func (n *nosyncState) commit(s *Store, b *manifest.Batch, key string, old, new *
 	return err
 }
 
+// garbage is a superseded file.
+type garbage struct {
+	name string
+	size int64
+}
+
 // discard keeps a superseded file until the next checkpoint.
-func (n *nosyncState) discard(s *Store, name string) {
+func (n *nosyncState) discard(s *Store, name string, size int64) {
 	n.mu.Lock()
-	n.garbage = append(n.garbage, name)
+	n.garbage = append(n.garbage, garbage{name, size})
 	k := len(n.garbage)
 	n.mu.Unlock()
 	switch {
@@ -140,8 +146,8 @@ func (s *Store) checkpoint() error {
 		return err
 	}
 	n.lastCkpt = seq
-	for _, name := range garbage {
-		s.gc.remove(name)
+	for _, g := range garbage {
+		s.gc.remove(g.name, g.size)
 	}
 	return nil
 }

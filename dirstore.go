@@ -367,7 +367,7 @@ func (s *Store) setBuffers(key string, bufs [][]byte) error {
 		e.CRC = crc32.Update(e.CRC, datadir.Castagnoli, b)
 	}
 	name := escape.Name(key, v)
-	if err := s.files.Write(name, bufs, !s.opts.NoSync && !mutated(mutNoFileSync)); err != nil {
+	if err := s.files.Write(name, s.gc.spare(), bufs, !s.opts.NoSync && !mutated(mutNoFileSync)); err != nil {
 		s.failIfSync(err)
 		return keyErr("set", key, err)
 	}
@@ -395,7 +395,7 @@ func (s *Store) setFrom(key string, r io.Reader) (int64, error) {
 		return 0, keyErr("set", key, err)
 	}
 	name := escape.Name(key, v)
-	n, crc, err := s.files.WriteFrom(name, r, !s.opts.NoSync && !mutated(mutNoFileSync))
+	n, crc, err := s.files.WriteFrom(name, s.gc.spare(), r, !s.opts.NoSync && !mutated(mutNoFileSync))
 	if err != nil {
 		s.failIfSync(err)
 		return 0, keyErr("set", key, err)
@@ -420,7 +420,7 @@ func (s *Store) install(op, key, name string, e manifest.Entry) error {
 		return keyErr(op, key, err)
 	}
 	if had {
-		s.discard(fileName(key, old))
+		s.discard(fileName(key, old), old.Size)
 	}
 	return nil
 }
@@ -494,13 +494,13 @@ func commitBatch(b *manifest.Batch, sync bool) (err error) {
 	return b.Commit(sync)
 }
 
-// discard schedules the removal of a superseded file.
-func (s *Store) discard(name string) {
+// discard disposes of a superseded file of size bytes.
+func (s *Store) discard(name string, size int64) {
 	if s.opts.NoSync {
-		s.nosync.discard(s, name)
+		s.nosync.discard(s, name, size)
 		return
 	}
-	s.gc.remove(name)
+	s.gc.remove(name, size)
 }
 
 // Delete removes key. Unless Options.NoSync is set, the deletion is durable
@@ -514,7 +514,7 @@ func (s *Store) Delete(key string) error {
 	if err != nil {
 		return keyErr("delete", key, err)
 	}
-	s.discard(fileName(key, old))
+	s.discard(fileName(key, old), old.Size)
 	return nil
 }
 
@@ -562,6 +562,9 @@ func (s *Store) View(key string, fn func(value []byte) error) error {
 // viewBufs recycles View's read buffers.
 var viewBufs = sync.Pool{New: func() any { return new([]byte) }}
 
+// errChecksum reports a value whose bytes do not match the manifest's CRC.
+var errChecksum = errors.New("checksum mismatch")
+
 // read finds key's file and hands its checked contents to fn. borrow means
 // fn does not keep the slice, so a pooled buffer or a map may be used.
 func (s *Store) read(op, key string, borrow bool, fn func([]byte) error) error {
@@ -574,62 +577,92 @@ func (s *Store) read(op, key string, borrow bool, fn func([]byte) error) error {
 			return keyErr(op, key, ErrNotFound)
 		}
 		name := fileName(key, e)
-		var data []byte
-		var unmap func() error
-		var bufp *[]byte
-		mapped := false
-		if borrow && s.opts.Mmap {
-			data, unmap, mapped, err = s.files.Map(name, e.Size)
+		mmap := borrow && s.opts.Mmap
+		if mmap {
+			// A map shows the file as it is while fn runs: pin the file so
+			// that it is not reused meanwhile.
+			s.gc.pin(name)
 		}
-		if !mapped {
-			var buf []byte
-			if borrow {
-				bufp = viewBufs.Get().(*[]byte)
-				buf = *bufp
-			}
-			data, err = s.files.Read(name, e.Size, buf)
-		}
-		if errors.Is(err, fs.ErrNotExist) && attempt < 8 {
-			// A concurrent Set or Delete may have replaced the file after
-			// the lookup: look again.
-			if bufp != nil {
-				viewBufs.Put(bufp)
-			}
-			e2, ok2, err2 := s.lookup(key)
-			if err2 != nil || !ok2 || e2 != e {
+		data, release, err := s.load(name, e, borrow, mmap)
+		if mmap && err == nil {
+			// The pin holds only if the file was still current when taken.
+			if e2, ok2, err2 := s.lookup(key); err2 != nil || !ok2 || e2 != e {
+				release()
+				s.gc.unpin(name)
 				e, ok, err = e2, ok2, err2
 				continue
 			}
 		}
-		if err == nil && crc32.Checksum(data, datadir.Castagnoli) != e.CRC {
-			err = fmt.Errorf("%s: checksum mismatch", s.files.Path(name))
-		}
 		if err != nil {
-			if unmap != nil {
-				unmap()
+			if mmap {
+				s.gc.unpin(name)
 			}
-			if bufp != nil {
-				viewBufs.Put(bufp)
+			if mismatch(err) && attempt < 8 {
+				// A concurrent Set or Delete may have superseded the file,
+				// which may then be removed or reused: look again.
+				e2, ok2, err2 := s.lookup(key)
+				if err2 != nil || !ok2 || e2 != e {
+					e, ok, err = e2, ok2, err2
+					continue
+				}
 			}
-			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, datadir.ErrSize) || !isIOError(err) {
+			if mismatch(err) || !isIOError(err) {
 				return corruptErr(op, key, err)
 			}
 			return keyErr(op, key, err)
 		}
 		err = fn(data)
-		if unmap != nil {
-			if uerr := unmap(); err == nil && uerr != nil {
-				err = keyErr(op, key, uerr)
-			}
+		if rerr := release(); err == nil && rerr != nil {
+			err = keyErr(op, key, rerr)
 		}
-		if bufp != nil {
-			if cap(data) <= 1<<20 {
-				*bufp = data[:0]
-			}
-			viewBufs.Put(bufp)
+		if mmap {
+			s.gc.unpin(name)
 		}
 		return err
 	}
+}
+
+// load reads (or maps) name, which should hold e, and checks it against e.
+// release gives back the pooled buffer or the map.
+func (s *Store) load(name string, e manifest.Entry, borrow, mmap bool) (data []byte, release func() error, err error) {
+	release = func() error { return nil }
+	mapped := false
+	if mmap {
+		var unmap func() error
+		data, unmap, mapped, err = s.files.Map(name, e.Size)
+		if mapped && err == nil {
+			release = unmap
+		}
+	}
+	if !mapped {
+		var buf []byte
+		if borrow {
+			bufp := viewBufs.Get().(*[]byte)
+			buf = *bufp
+			release = func() error {
+				if data != nil && cap(data) <= 1<<20 {
+					*bufp = data[:0]
+				}
+				viewBufs.Put(bufp)
+				return nil
+			}
+		}
+		data, err = s.files.Read(name, e.Size, buf)
+	}
+	if err == nil && crc32.Checksum(data, datadir.Castagnoli) != e.CRC {
+		err = fmt.Errorf("%s: %w", s.files.Path(name), errChecksum)
+	}
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return data, release, nil
+}
+
+// mismatch reports whether err says a file does not hold the entry it was
+// read for: missing, of another length, or with other bytes.
+func mismatch(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, datadir.ErrSize) || errors.Is(err, errChecksum)
 }
 
 // isIOError reports whether err is a failure to do I/O (as opposed to a
@@ -707,21 +740,26 @@ func (s *Store) Verify(fn func(key string, err error) bool) error {
 		return err
 	}
 	defer s.closeMu.RUnlock()
-	var buf []byte
 	for ke, err := range s.man.Entries("") {
 		if err != nil {
 			return fmt.Errorf("dirstore: verify %s: %w", s.dir, err)
 		}
-		name := fileName(ke.Key, ke.Entry)
-		data, err := s.files.Read(name, ke.Size, buf)
-		if err == nil {
-			buf = data
-			if crc32.Checksum(data, datadir.Castagnoli) != ke.CRC {
-				err = fmt.Errorf("%s: checksum mismatch", s.files.Path(name))
+		err := s.verifyKey(ke.Key, ke.Entry)
+		if mismatch(err) {
+			// Superseded or deleted since the listing began? Then check
+			// the value the key has now, if any.
+			e, ok, lerr := s.lookup(ke.Key)
+			switch {
+			case lerr != nil:
+				err = lerr
+			case !ok:
+				continue
+			case e != ke.Entry:
+				err = s.verifyKey(ke.Key, e)
 			}
 		}
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, datadir.ErrSize) || !isIOError(err) {
+			if mismatch(err) || !isIOError(err) {
 				err = corruptErr("verify", ke.Key, err)
 			} else {
 				err = keyErr("verify", ke.Key, err)
@@ -732,6 +770,14 @@ func (s *Store) Verify(fn func(key string, err error) bool) error {
 		}
 	}
 	return nil
+}
+
+func (s *Store) verifyKey(key string, e manifest.Entry) error {
+	_, release, err := s.load(fileName(key, e), e, true, false)
+	if err == nil {
+		release()
+	}
+	return err
 }
 
 // Dir returns the store's directory.

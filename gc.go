@@ -6,23 +6,38 @@ import (
 	"sync"
 )
 
-// collector removes superseded value files on a few background goroutines,
-// off the path of the Set or Delete that superseded them (an unlink costs
-// tens of microseconds on a file system that discards synchronously). A
-// crash before a removal leaves an orphan that the next Open removes.
+// collector disposes of superseded value files off the path of the Set or
+// Delete that superseded them. It keeps some as spares for later Sets to
+// write over (see datadir.Dir.Write: creating and unlinking inodes is what
+// makes small writes slow on some file systems) and removes the rest on a
+// few background goroutines (an unlink costs tens of microseconds on a file
+// system that discards synchronously). A crash leaves spares and unremoved
+// files as orphans, which the next Open removes.
+//
+// A file that a reader keeps open for long (a memory-mapped View, a
+// Store.Open stream) is pinned: a pinned file is removed, never reused, so
+// its reader keeps seeing the bytes it opened.
 type collector struct {
 	s       *Store
 	ch      chan string
 	workers sync.WaitGroup
 
-	mu      sync.Mutex
-	idle    sync.Cond
-	pending int
+	mu         sync.Mutex
+	idle       sync.Cond
+	pending    int
+	spares     []string
+	spareBytes int64
+	pinned     map[string]int
 }
 
 const (
 	removeWorkers = 4
 	removeQueue   = 4096
+	// maxSpares and maxSpareBytes bound the superseded files kept for
+	// reuse; a file larger than maxSpareSize is never kept.
+	maxSpares     = 4096
+	maxSpareBytes = 64 << 20
+	maxSpareSize  = 1 << 20
 )
 
 func (c *collector) start(s *Store) {
@@ -50,16 +65,64 @@ func (c *collector) work() {
 	}
 }
 
-// remove queues name for removal; it blocks while the queue is full.
-func (c *collector) remove(name string) {
+// remove disposes of name, a superseded file of size bytes: it keeps it as
+// a spare, or queues it for removal (blocking while the queue is full).
+func (c *collector) remove(name string, size int64) {
 	c.mu.Lock()
+	if c.pinned[name] == 0 && size <= maxSpareSize && len(c.spares) < maxSpares && c.spareBytes+size <= maxSpareBytes {
+		c.spares = append(c.spares, name)
+		c.spareBytes += size
+		c.mu.Unlock()
+		return
+	}
 	c.pending++
 	c.mu.Unlock()
 	c.ch <- name
 }
 
-// wait returns when every queued removal is done.
+// spare returns a superseded file to write over, or "".
+func (c *collector) spare() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.spares) == 0 {
+		return ""
+	}
+	name := c.spares[len(c.spares)-1]
+	c.spares = c.spares[:len(c.spares)-1]
+	if len(c.spares) == 0 {
+		c.spareBytes = 0 // sizes change as spares are written over
+	}
+	return name
+}
+
+// pin keeps name from being reused until unpin.
+func (c *collector) pin(name string) {
+	c.mu.Lock()
+	if c.pinned == nil {
+		c.pinned = map[string]int{}
+	}
+	c.pinned[name]++
+	c.mu.Unlock()
+}
+
+func (c *collector) unpin(name string) {
+	c.mu.Lock()
+	if c.pinned[name]--; c.pinned[name] <= 0 {
+		delete(c.pinned, name)
+	}
+	c.mu.Unlock()
+}
+
+// wait removes the spares and returns when every queued removal is done.
 func (c *collector) wait() {
+	c.mu.Lock()
+	spares := c.spares
+	c.spares, c.spareBytes = nil, 0
+	c.pending += len(spares)
+	c.mu.Unlock()
+	for _, name := range spares {
+		c.ch <- name
+	}
 	c.mu.Lock()
 	for c.pending > 0 {
 		c.idle.Wait()
@@ -67,11 +130,13 @@ func (c *collector) wait() {
 	c.mu.Unlock()
 }
 
-// stop finishes the queued removals and ends the workers.
+// stop removes the spares, finishes the queued removals and ends the
+// workers.
 func (c *collector) stop() {
 	if c.ch == nil {
 		return
 	}
+	c.wait()
 	close(c.ch)
 	c.workers.Wait()
 }

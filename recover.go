@@ -137,8 +137,13 @@ func (s *Store) recover() error {
 	for name, orphan := range present {
 		if _, v, ok := escape.Parse(name); ok && orphan {
 			s.versions.next = max(s.versions.next, v+1)
-			if err := s.files.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("dirstore: open %s: %w", s.dir, err)
+			if err := s.files.Remove(name); err != nil {
+				// Not a file of ours after all (a directory, say), or not
+				// removable: leave it, it is not a key either.
+				if !errors.Is(err, fs.ErrNotExist) {
+					s.opts.Logf("dirstore: %s: left %s in place: %v", s.dir, name, err)
+				}
+				continue
 			}
 			removed++
 		}

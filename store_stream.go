@@ -122,7 +122,19 @@ func (s *Store) OpenStream(key string, opts *StreamOptions) (*Stream, error) {
 			return nil, keyErr("open", key, ErrNotFound)
 		}
 		name := fileName(key, e)
+		// The stream reads the file for as long as it is open: pin it so
+		// that it is not reused meanwhile; the pin holds only if the file
+		// is still current once taken.
+		s.gc.pin(name)
+		if e2, ok2, err2 := s.lookup(key); err2 != nil || !ok2 || e2 != e {
+			s.gc.unpin(name)
+			e, ok, err = e2, ok2, err2
+			continue
+		}
 		rf, oerr := s.files.OpenRead(name)
+		if oerr != nil {
+			s.gc.unpin(name)
+		}
 		if errors.Is(oerr, fs.ErrNotExist) && attempt < 8 {
 			// A concurrent Set or Delete may have replaced the file after
 			// the lookup: look again.
@@ -138,6 +150,7 @@ func (s *Store) OpenStream(key string, opts *StreamOptions) (*Stream, error) {
 			}
 			return nil, keyErr("open", key, oerr)
 		}
+		rf = &pinnedFile{ReadFile: rf, unpin: func() { s.gc.unpin(name) }}
 		if rf.Size() != e.Size {
 			rf.Close()
 			return nil, corruptErr("open", key, &fs.PathError{Op: "open", Path: s.files.Path(name),
@@ -162,9 +175,30 @@ func (s *Store) valueStream(name string, rf datadir.ReadFile, size int64, crc ui
 		id:    rangecache.Acquire(rangecache.IdentKey{Space: s.streams.spaceID(), Name: name}),
 		store: &s.streams,
 	}
-	if !st.id.Verified() {
-		st.verify = &verifier{want: crc}
-	}
+	// Every stream checks what it reads: the file may have been damaged
+	// since another stream checked it.
+	st.verify = &verifier{want: crc}
 	st.cleanup = runtime.AddCleanup(st, func(r streamRes) { r.release() }, streamRes{fd: st.fd, rf: rf})
 	return st
+}
+
+// pinnedFile is a value file that is pinned against reuse until closed.
+type pinnedFile struct {
+	datadir.ReadFile
+	once  sync.Once
+	unpin func()
+}
+
+func (f *pinnedFile) Close() error {
+	err := f.ReadFile.Close()
+	f.once.Do(f.unpin)
+	return err
+}
+
+// Stat passes on the Stat of a file of a vfs.FS, which has no descriptor.
+func (f *pinnedFile) Stat() (fs.FileInfo, error) {
+	if st, ok := f.ReadFile.(interface{ Stat() (fs.FileInfo, error) }); ok {
+		return st.Stat()
+	}
+	return nil, &fs.PathError{Op: "stat", Err: errors.ErrUnsupported}
 }

@@ -764,8 +764,8 @@ func (a *asyncQueue) wait() {
 }
 
 // verifier checks a Store value's checksum as it is read: sequentially by
-// Read from the start, or whole by one ReadAt. Once one Stream has checked
-// a value's file, the others skip the work (the file never changes).
+// Read from the start, or whole by one ReadAt. Every Stream checks for
+// itself: the file may have been damaged since another one read it.
 type verifier struct {
 	want uint32
 	crc  uint32
@@ -783,7 +783,7 @@ func (v *verifier) sequential(s *Stream, off int64, data []byte, err error) erro
 	if v.bad {
 		return v.corrupt(s)
 	}
-	if v.off || s.id.Verified() {
+	if v.off {
 		return err
 	}
 	if off != v.next {
@@ -800,19 +800,14 @@ func (v *verifier) sequential(s *Stream, off int64, data []byte, err error) erro
 		v.bad = true
 		return v.corrupt(s)
 	}
-	s.id.MarkVerified()
 	return err
 }
 
 // whole checks data, the whole value read by one ReadAt.
 func (v *verifier) whole(s *Stream, data []byte) error {
-	if s.id.Verified() {
-		return nil
-	}
 	if crc32.Checksum(data, datadir.Castagnoli) != v.want {
 		return v.corrupt(s)
 	}
-	s.id.MarkVerified()
 	return nil
 }
 

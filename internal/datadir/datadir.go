@@ -26,11 +26,15 @@ var ErrSize = errors.New("file size does not match")
 // File-level errors are *fs.PathError.
 type Dir interface {
 	// Write creates name, which must not exist, and writes bufs to it, then
-	// fsyncs it if sync is set. On error the file is removed.
-	Write(name string, bufs [][]byte, sync bool) error
+	// fsyncs it if sync is set. On error the file is removed. If reuse is
+	// not empty, it names a superseded file that nobody reads any more:
+	// Write renames it to name and writes over it instead of creating a
+	// file (on ext4 without a journal, creating inodes while many were
+	// recently deleted is slow), falling back to creating if reuse is gone.
+	Write(name, reuse string, bufs [][]byte, sync bool) error
 	// WriteFrom is Write with the value read from r; it returns the length
 	// and CRC-32C of what it wrote.
-	WriteFrom(name string, r io.Reader, sync bool) (int64, uint32, error)
+	WriteFrom(name, reuse string, r io.Reader, sync bool) (int64, uint32, error)
 	// Read returns the contents of name, which must be size bytes long: a
 	// different length is an error wrapping ErrSize. buf is used if large
 	// enough.
@@ -80,7 +84,19 @@ func Open(fsys vfs.FS, dir string, perm fs.FileMode) (Dir, error) {
 		}
 		fsys = vfs.Default
 	}
-	return &vfsDir{fs: fsys, dir: dir}, nil
+	return &vfsDir{fs: fsys, dir: dir, osBacked: osBacked(fsys, dir)}, nil
+}
+
+// osBacked reports whether fsys shows the operating system's files (a
+// wrapper of vfs.Default need not say so through Unwrap): dir is the same
+// directory to both.
+func osBacked(fsys vfs.FS, dir string) bool {
+	if vfs.Root(fsys) == vfs.Default {
+		return true
+	}
+	a, err1 := os.Stat(dir)
+	b, err2 := fsys.Stat(dir)
+	return err1 == nil && err2 == nil && a.IsDir() && b.IsDir() && a.ModTime().Equal(b.ModTime())
 }
 
 // copyBufPool holds the buffers WriteFrom copies through.

@@ -33,6 +33,10 @@ func openFast(dir string, perm fs.FileMode) (Dir, error) {
 
 func (d *fastDir) Path(name string) string { return filepath.Join(d.dir, name) }
 
+// openat opens name in the directory, never following a symbolic link.
+// Readers add O_NONBLOCK, which regular files ignore, so that a FIFO or
+// device planted under a value's name cannot block them (reading it then
+// fails instead).
 func (d *fastDir) openat(name string, flags int, perm uint32) (int, error) {
 	for {
 		fd, err := unix.Openat(d.fd, name, flags|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
@@ -67,12 +71,43 @@ func (d *fastDir) finish(name string, fd int, sync bool, err error) error {
 	return err
 }
 
-func (d *fastDir) Write(name string, bufs [][]byte, sync bool) error {
-	fd, err := d.create(name)
+// open returns a descriptor of name open for writing: reuse renamed to
+// name if it can be, else a new file.
+func (d *fastDir) open(name, reuse string) (fd int, reused bool, err error) {
+	if reuse != "" {
+		// RENAME_NOREPLACE: a recycled file never replaces anything.
+		if unix.Renameat2(d.fd, reuse, d.fd, name, unix.RENAME_NOREPLACE) == nil {
+			if fd, err := d.openat(name, unix.O_WRONLY, 0); err == nil {
+				return fd, true, nil
+			}
+			_ = unix.Unlinkat(d.fd, name, 0)
+		}
+	}
+	fd, err = d.create(name)
+	return fd, false, err
+}
+
+// trim cuts a reused file to the size just written.
+func (d *fastDir) trim(name string, fd int, reused bool, size int64, err error) error {
+	if err == nil && reused {
+		if e := unix.Ftruncate(fd, size); e != nil {
+			err = pathErr("truncate", d.Path(name), e)
+		}
+	}
+	return err
+}
+
+func (d *fastDir) Write(name, reuse string, bufs [][]byte, sync bool) error {
+	fd, reused, err := d.open(name, reuse)
 	if err != nil {
 		return err
 	}
-	return d.finish(name, fd, sync, d.writeAll(name, fd, bufs))
+	var size int64
+	for _, b := range bufs {
+		size += int64(len(b))
+	}
+	err = d.trim(name, fd, reused, size, d.writeAll(name, fd, bufs))
+	return d.finish(name, fd, sync, err)
 }
 
 // writeAll writes bufs in order, with one writev where there are several.
@@ -110,8 +145,8 @@ func (d *fastDir) writeAll(name string, fd int, bufs [][]byte) error {
 	return nil
 }
 
-func (d *fastDir) WriteFrom(name string, r io.Reader, sync bool) (int64, uint32, error) {
-	fd, err := d.create(name)
+func (d *fastDir) WriteFrom(name, reuse string, r io.Reader, sync bool) (int64, uint32, error) {
+	fd, reused, err := d.open(name, reuse)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -138,11 +173,11 @@ func (d *fastDir) WriteFrom(name string, r io.Reader, sync bool) (int64, uint32,
 			break
 		}
 	}
-	return n, crc, d.finish(name, fd, sync, err)
+	return n, crc, d.finish(name, fd, sync, d.trim(name, fd, reused, n, err))
 }
 
 func (d *fastDir) Read(name string, size int64, buf []byte) ([]byte, error) {
-	fd, err := d.openat(name, unix.O_RDONLY, 0)
+	fd, err := d.openat(name, unix.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, pathErr("open", d.Path(name), err)
 	}
@@ -174,7 +209,7 @@ func (d *fastDir) Read(name string, size int64, buf []byte) ([]byte, error) {
 
 // OpenRead opens name with openat and O_NOFOLLOW.
 func (d *fastDir) OpenRead(name string) (ReadFile, error) {
-	fd, err := d.openat(name, unix.O_RDONLY, 0)
+	fd, err := d.openat(name, unix.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, pathErr("open", d.Path(name), err)
 	}
@@ -216,7 +251,7 @@ func (f *fdFile) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (d *fastDir) Map(name string, size int64) ([]byte, func() error, bool, error) {
-	fd, err := d.openat(name, unix.O_RDONLY, 0)
+	fd, err := d.openat(name, unix.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, nil, true, pathErr("open", d.Path(name), err)
 	}
@@ -255,7 +290,7 @@ func (d *fastDir) SyncFiles(names []string) error {
 		return nil
 	}
 	for _, name := range names {
-		fd, err := d.openat(name, unix.O_RDONLY, 0)
+		fd, err := d.openat(name, unix.O_RDONLY|unix.O_NONBLOCK, 0)
 		if err != nil {
 			return pathErr("open", d.Path(name), err)
 		}

@@ -5,6 +5,7 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
+	"os"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -13,12 +14,50 @@ import (
 type vfsDir struct {
 	fs  vfs.FS
 	dir string
+	// osBacked is set when the FS is, under its wrappers, the operating
+	// system's, whose Open follows symbolic links and blocks on FIFOs.
+	osBacked bool
+}
+
+// regular fails unless p is a regular file (checked with Lstat where the FS
+// is the operating system's), so that a link, FIFO or directory planted
+// under a value's name is neither followed nor read.
+func (d *vfsDir) regular(op, p string) error {
+	var mode fs.FileMode
+	if d.osBacked {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return pathErr(op, p, err)
+		}
+		mode = fi.Mode()
+	} else {
+		fi, err := d.fs.Stat(p)
+		if err != nil {
+			return pathErr(op, p, err)
+		}
+		mode = fi.Mode()
+	}
+	if !mode.IsRegular() {
+		return pathErr(op, p, fmt.Errorf("%w: not a regular file (%v)", ErrSize, mode.Type()))
+	}
+	return nil
 }
 
 func (d *vfsDir) Path(name string) string { return d.fs.PathJoin(d.dir, name) }
 
-func (d *vfsDir) create(name string) (vfs.File, error) {
+// create creates name, from reuse renamed if it can (a vfs.File cannot be
+// truncated, so the reused file is then created anew under its new name:
+// the renaming is what the crash tests see).
+func (d *vfsDir) create(name, reuse string) (vfs.File, error) {
 	p := d.Path(name)
+	if reuse != "" {
+		if _, err := d.fs.Stat(p); err != nil && d.fs.Rename(d.Path(reuse), p) == nil {
+			if f, err := d.fs.Create(p, vfs.WriteCategoryUnspecified); err == nil {
+				return f, nil
+			}
+			_ = d.fs.Remove(p)
+		}
+	}
 	if _, err := d.fs.Stat(p); err == nil {
 		return nil, pathErr("create", p, fmt.Errorf("file exists"))
 	}
@@ -45,8 +84,8 @@ func (d *vfsDir) finish(name string, f vfs.File, sync bool, err error) error {
 	return err
 }
 
-func (d *vfsDir) Write(name string, bufs [][]byte, sync bool) error {
-	f, err := d.create(name)
+func (d *vfsDir) Write(name, reuse string, bufs [][]byte, sync bool) error {
+	f, err := d.create(name, reuse)
 	if err != nil {
 		return err
 	}
@@ -66,8 +105,8 @@ func (d *vfsDir) Write(name string, bufs [][]byte, sync bool) error {
 	return d.finish(name, f, sync, err)
 }
 
-func (d *vfsDir) WriteFrom(name string, r io.Reader, sync bool) (int64, uint32, error) {
-	f, err := d.create(name)
+func (d *vfsDir) WriteFrom(name, reuse string, r io.Reader, sync bool) (int64, uint32, error) {
+	f, err := d.create(name, reuse)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -98,6 +137,9 @@ func (d *vfsDir) WriteFrom(name string, r io.Reader, sync bool) (int64, uint32, 
 
 func (d *vfsDir) Read(name string, size int64, buf []byte) ([]byte, error) {
 	p := d.Path(name)
+	if err := d.regular("open", p); err != nil {
+		return nil, err
+	}
 	f, err := d.fs.Open(p)
 	if err != nil {
 		return nil, pathErr("open", p, err)
@@ -119,6 +161,9 @@ func (d *vfsDir) Read(name string, size int64, buf []byte) ([]byte, error) {
 
 func (d *vfsDir) OpenRead(name string) (ReadFile, error) {
 	p := d.Path(name)
+	if err := d.regular("open", p); err != nil {
+		return nil, err
+	}
 	f, err := d.fs.Open(p)
 	if err != nil {
 		return nil, pathErr("open", p, err)

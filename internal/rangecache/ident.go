@@ -34,8 +34,6 @@ type Ident struct {
 	// without it two overlapping writes could reach the disk in one order
 	// and the cache in the other.
 	wmu sync.Mutex
-
-	verified atomic.Bool
 }
 
 var registry struct {
@@ -89,13 +87,6 @@ func (id *Ident) Bump() uint64 { return id.gen.Add(1) }
 // the disk and the caches in the same order.
 func (id *Ident) Lock()   { id.wmu.Lock() }
 func (id *Ident) Unlock() { id.wmu.Unlock() }
-
-// Verified reports whether MarkVerified was called; it is meant for files
-// that never change, whose content a reader checked once against a checksum.
-func (id *Ident) Verified() bool { return id.verified.Load() }
-
-// MarkVerified records that the file's content was checked.
-func (id *Ident) MarkVerified() { id.verified.Store(true) }
 
 // Registered reports whether k has a live Ident. It is for tests.
 func Registered(k IdentKey) bool {
