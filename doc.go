@@ -3,9 +3,11 @@
 //
 // A [Store] maps string keys to byte values, one file per value, in a
 // directory: the Go successor of Python's zict.File. A [MemFile] is one block
-// of RAM opened any number of times as real file handles. A [Buffer] keeps
-// hot values in memory and spills the rest to a Store. The backends
-// subpackage does positional file I/O on a fixed, small set of threads.
+// of RAM opened any number of times as real file handles. A [Stream] is a
+// file stream with a shared range cache and hooks; [Store.Open] streams a
+// value. A [Buffer] keeps hot values in memory and spills the rest to a
+// Store. The backends subpackage does positional file I/O on a fixed, small
+// set of threads.
 //
 // # Data model
 //
@@ -27,12 +29,15 @@
 // By default a Set, SetBuffers, SetFrom or Delete that returned nil survives a
 // crash of the process or the machine: the new file is fsynced, then the
 // directory, then the manifest entry is committed with sync; only then is the
-// replaced file removed (in the background). An interrupted write leaves the
+// replaced file retired, in the background: removed, or kept to be written
+// over by a later Set (never while a mapped View or a Store.Open stream still
+// reads it). An interrupted write leaves the
 // old value or the new one, never a torn one. Concurrent writers share the
 // directory and manifest syncs (group commit).
 //
-// With [Options].NoSync nothing is synced as it is written. After a crash the
-// store holds a prefix of the acknowledged operations: never a torn value,
+// With [Options].NoSync nothing is synced as it is written. After a crash,
+// of the machine or of the process alone (the manifest's log is written out
+// in the background), the store holds a prefix of the acknowledged operations: never a torn value,
 // never a key whose file is missing, never a deleted key back (unless the
 // delete itself was lost along with everything after it). Background
 // checkpoints (every [Options].CheckpointInterval) and [Store.Sync] and
