@@ -18,6 +18,8 @@ import (
 	"github.com/dirstore/dirstore/backends"
 	"github.com/dirstore/dirstore/internal/datadir"
 	"github.com/dirstore/dirstore/internal/rangecache"
+
+	"github.com/dirstore/dirstore/internal/sysmode"
 )
 
 // DefaultChunkSize is the most bytes one Stream Read takes from the file
@@ -216,7 +218,7 @@ func OpenStream(name string, flag int, perm fs.FileMode, opts *StreamOptions) (*
 	}
 	var fd int
 	err = ignoringEINTR(func() (err error) {
-		fd, err = unix.Open(name, flag|unix.O_CLOEXEC, sysMode(perm))
+		fd, err = unix.Open(name, flag|unix.O_CLOEXEC, sysmode.Of(perm))
 		return err
 	})
 	if err != nil {
@@ -849,21 +851,6 @@ func (fi *fileInfo) Mode() fs.FileMode {
 		m |= fs.ModeSticky
 	}
 	return m
-}
-
-// sysMode converts a fs.FileMode to open(2)'s mode, as os does.
-func sysMode(m fs.FileMode) uint32 {
-	o := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		o |= unix.S_ISUID
-	}
-	if m&fs.ModeSetgid != 0 {
-		o |= unix.S_ISGID
-	}
-	if m&fs.ModeSticky != 0 {
-		o |= unix.S_ISVTX
-	}
-	return o
 }
 
 func ignoringEINTR(f func() error) error {

@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dirstore/dirstore/internal/sysmode"
 )
 
 // File is an open file whose I/O goes through a Backend.
@@ -75,7 +77,7 @@ func Open(name string, flag int, perm fs.FileMode) (*File, error) {
 func OpenFile(name string, flag int, perm fs.FileMode, opts *FileOptions) (*File, error) {
 	var fd int
 	err := ignoringEINTR(func() (err error) {
-		fd, err = unix.Open(name, flag|unix.O_CLOEXEC, sysMode(perm))
+		fd, err = unix.Open(name, flag|unix.O_CLOEXEC, sysmode.Of(perm))
 		return err
 	})
 	if err != nil {
@@ -374,19 +376,4 @@ func (f *File) Close() error {
 		return f.wrapErr("close", err)
 	}
 	return nil
-}
-
-// sysMode converts a fs.FileMode to open(2)'s mode, as os does.
-func sysMode(m fs.FileMode) uint32 {
-	o := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		o |= unix.S_ISUID
-	}
-	if m&fs.ModeSetgid != 0 {
-		o |= unix.S_ISGID
-	}
-	if m&fs.ModeSticky != 0 {
-		o |= unix.S_ISVTX
-	}
-	return o
 }
