@@ -81,7 +81,7 @@ func (s *Store) metaErr(err error) error {
 
 // writeCleanState records a clean shutdown after flushing the manifest.
 func (s *Store) writeCleanState() error {
-	if err := s.man.Flush(); err != nil {
+	if err := s.man.Flush(1 << 20); err != nil {
 		return err
 	}
 	s.versions.mu.Lock()

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -131,6 +132,9 @@ type Options struct {
 // DB is an open manifest. Its methods are safe for concurrent use.
 type DB struct {
 	db *pebble.DB
+	// logged counts the bytes committed since the last Flush, a bound on
+	// what the next Open replays from the log.
+	logged atomic.Int64
 }
 
 // Open opens (or, unless read-only, creates) the manifest in dir.
@@ -214,11 +218,12 @@ func (d *DB) Meta(name string) (v []byte, ok bool, err error) {
 
 // Batch gathers changes that Commit applies atomically.
 type Batch struct {
-	b *pebble.Batch
+	b  *pebble.Batch
+	db *DB
 }
 
 // NewBatch returns an empty batch.
-func (d *DB) NewBatch() *Batch { return &Batch{b: d.db.NewBatch()} }
+func (d *DB) NewBatch() *Batch { return &Batch{b: d.db.NewBatch(), db: d} }
 
 // Put sets key's entry.
 func (b *Batch) Put(key string, e Entry) {
@@ -250,6 +255,7 @@ func (b *Batch) Commit(sync bool) error {
 	if sync {
 		opts = pebble.Sync
 	}
+	b.db.logged.Add(int64(b.b.Len()))
 	err := b.b.Commit(opts)
 	_ = b.b.Close()
 	return err
@@ -351,8 +357,19 @@ func upperBound(p []byte) []byte {
 }
 
 // Flush writes the memtable out so that the next Open need not replay the
-// log.
-func (d *DB) Flush() error { return d.db.Flush() }
+// log, if more than minBytes were committed since the last Flush. A small
+// memtable is cheaper to replay than to flush: each flush adds a table
+// that compactions later merge with the rest.
+func (d *DB) Flush(minBytes int64) error {
+	if d.logged.Load() <= minBytes {
+		return nil
+	}
+	if err := d.db.Flush(); err != nil {
+		return err
+	}
+	d.logged.Store(0)
+	return nil
+}
 
 // Close closes the database.
 func (d *DB) Close() error { return d.db.Close() }
