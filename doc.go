@@ -16,7 +16,8 @@
 // A name longer than 255 bytes is cut inside the escaped part; the version,
 // a store-wide counter that never repeats (not across restarts, not across
 // crashes), keeps names unique. A Set never writes into, truncates or renames
-// onto an existing file: it writes a new file and then switches the key to it.
+// onto a live file: it writes a new file (or one that an earlier Set retired
+// and no reader holds) and then switches the key to it.
 //
 // Which file holds which key is recorded in a manifest, a pebble database in
 // the hidden subdirectory .dirstore, with each value's size and CRC-32C. The

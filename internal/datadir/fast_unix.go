@@ -74,17 +74,32 @@ func (d *fastDir) finish(name string, fd int, sync bool, err error) error {
 // open returns a descriptor of name open for writing: reuse renamed to
 // name if it can be, else a new file.
 func (d *fastDir) open(name, reuse string) (fd int, reused bool, err error) {
-	if reuse != "" {
+	// Only a plain file of ours is reused: something planted under the
+	// spare's name (a link to a file elsewhere, a FIFO, a directory) is
+	// left alone, and a fresh file is created instead.
+	var st unix.Stat_t
+	if reuse != "" && unix.Fstatat(d.fd, reuse, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && plain(&st) &&
 		// RENAME_NOREPLACE: a recycled file never replaces anything.
-		if unix.Renameat2(d.fd, reuse, d.fd, name, unix.RENAME_NOREPLACE) == nil {
-			if fd, err := d.openat(name, unix.O_WRONLY, 0); err == nil {
-				return fd, true, nil
-			}
-			_ = unix.Unlinkat(d.fd, name, 0)
+		unix.Renameat2(d.fd, reuse, d.fd, name, unix.RENAME_NOREPLACE) == nil {
+		fd, err := d.openat(name, unix.O_WRONLY|unix.O_NONBLOCK, 0)
+		if err == nil && unix.Fstat(fd, &st) == nil && plain(&st) {
+			return fd, true, nil
+		}
+		if err == nil {
+			unix.Close(fd)
+		}
+		// Swapped between the checks: put it back where it was.
+		if unix.Renameat2(d.fd, name, d.fd, reuse, unix.RENAME_NOREPLACE) != nil {
+			return -1, false, pathErr("create", d.Path(name), unix.EEXIST)
 		}
 	}
 	fd, err = d.create(name)
 	return fd, false, err
+}
+
+// plain reports whether st is a regular file with no other name.
+func plain(st *unix.Stat_t) bool {
+	return st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink == 1
 }
 
 // trim cuts a reused file to the size just written.
