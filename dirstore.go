@@ -568,6 +568,39 @@ var errChecksum = errors.New("checksum mismatch")
 // read finds key's file and hands its checked contents to fn. borrow means
 // fn does not keep the slice, so a pooled buffer or a map may be used.
 func (s *Store) read(op, key string, borrow bool, fn func([]byte) error) error {
+	// A map shows the file as it is while fn runs: pin the file so that it
+	// is not reused meanwhile.
+	mmap := borrow && s.opts.Mmap
+	var data []byte
+	var release func() error
+	var name string
+	err := s.resolve(op, key, mmap, func(n string, e manifest.Entry) (err error) {
+		name = n
+		data, release, err = s.load(n, e, borrow, mmap)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	err = fn(data)
+	if rerr := release(); err == nil && rerr != nil {
+		err = keyErr(op, key, rerr)
+	}
+	if mmap {
+		s.gc.unpin(name)
+	}
+	return err
+}
+
+// resolve finds key's current file and calls try with its name and entry,
+// with the file pinned against reuse if pin is set (then, if resolve
+// returns nil, the caller owns the pin and must unpin the name). try
+// reports a file that does not hold its entry (missing, or of another
+// length or content) with an error that mismatch recognises: if the key
+// moved on meanwhile (a concurrent Set or Delete superseded the file, which
+// may then be removed or reused), resolve tries again with the new entry;
+// otherwise the value is corrupt.
+func (s *Store) resolve(op, key string, pin bool, try func(name string, e manifest.Entry) error) error {
 	e, ok, err := s.lookup(key)
 	for attempt := 0; ; attempt++ {
 		if err != nil {
@@ -577,48 +610,33 @@ func (s *Store) read(op, key string, borrow bool, fn func([]byte) error) error {
 			return keyErr(op, key, ErrNotFound)
 		}
 		name := fileName(key, e)
-		mmap := borrow && s.opts.Mmap
-		if mmap {
-			// A map shows the file as it is while fn runs: pin the file so
-			// that it is not reused meanwhile.
+		if pin {
 			s.gc.pin(name)
-		}
-		data, release, err := s.load(name, e, borrow, mmap)
-		if mmap && err == nil {
-			// The pin holds only if the file was still current when taken.
+			// The pin holds only if the file is still current once taken.
 			if e2, ok2, err2 := s.lookup(key); err2 != nil || !ok2 || e2 != e {
-				release()
 				s.gc.unpin(name)
 				e, ok, err = e2, ok2, err2
 				continue
 			}
 		}
-		if err != nil {
-			if mmap {
-				s.gc.unpin(name)
-			}
-			if mismatch(err) && attempt < 8 {
-				// A concurrent Set or Delete may have superseded the file,
-				// which may then be removed or reused: look again.
-				e2, ok2, err2 := s.lookup(key)
-				if err2 != nil || !ok2 || e2 != e {
-					e, ok, err = e2, ok2, err2
-					continue
-				}
-			}
-			if mismatch(err) || !isIOError(err) {
-				return corruptErr(op, key, err)
-			}
-			return keyErr(op, key, err)
+		terr := try(name, e)
+		if terr == nil {
+			return nil
 		}
-		err = fn(data)
-		if rerr := release(); err == nil && rerr != nil {
-			err = keyErr(op, key, rerr)
-		}
-		if mmap {
+		if pin {
 			s.gc.unpin(name)
 		}
-		return err
+		if mismatch(terr) && attempt < 8 {
+			e2, ok2, err2 := s.lookup(key)
+			if err2 != nil || !ok2 || e2 != e {
+				e, ok, err = e2, ok2, err2
+				continue
+			}
+		}
+		if mismatch(terr) || !isIOError(terr) {
+			return corruptErr(op, key, terr)
+		}
+		return keyErr(op, key, terr)
 	}
 }
 

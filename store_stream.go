@@ -9,6 +9,7 @@ import (
 
 	"github.com/dirstore/dirstore/internal/datadir"
 	"github.com/dirstore/dirstore/internal/rangecache"
+	"github.com/dirstore/dirstore/manifest"
 )
 
 // storeStreams is a Store's support for Streams over its values and for
@@ -113,51 +114,27 @@ func (s *Store) OpenStream(key string, opts *StreamOptions) (*Stream, error) {
 		return nil, err
 	}
 	defer s.closeMu.RUnlock()
-	e, ok, err := s.lookup(key)
-	for attempt := 0; ; attempt++ {
+	// The stream reads the file for as long as it is open: resolve pins it,
+	// and the pin passes to the stream's file, released by its Close.
+	var st *Stream
+	err = s.resolve("open", key, true, func(name string, e manifest.Entry) error {
+		rf, err := s.files.OpenRead(name)
 		if err != nil {
-			return nil, keyErr("open", key, err)
+			return err
 		}
-		if !ok {
-			return nil, keyErr("open", key, ErrNotFound)
-		}
-		name := fileName(key, e)
-		// The stream reads the file for as long as it is open: pin it so
-		// that it is not reused meanwhile; the pin holds only if the file
-		// is still current once taken.
-		s.gc.pin(name)
-		if e2, ok2, err2 := s.lookup(key); err2 != nil || !ok2 || e2 != e {
-			s.gc.unpin(name)
-			e, ok, err = e2, ok2, err2
-			continue
-		}
-		rf, oerr := s.files.OpenRead(name)
-		if oerr != nil {
-			s.gc.unpin(name)
-		}
-		if errors.Is(oerr, fs.ErrNotExist) && attempt < 8 {
-			// A concurrent Set or Delete may have replaced the file after
-			// the lookup: look again.
-			e2, ok2, err2 := s.lookup(key)
-			if err2 != nil || !ok2 || e2 != e {
-				e, ok, err = e2, ok2, err2
-				continue
-			}
-		}
-		if oerr != nil {
-			if errors.Is(oerr, fs.ErrNotExist) {
-				return nil, corruptErr("open", key, oerr)
-			}
-			return nil, keyErr("open", key, oerr)
-		}
-		rf = &pinnedFile{ReadFile: rf, unpin: func() { s.gc.unpin(name) }}
 		if rf.Size() != e.Size {
 			rf.Close()
-			return nil, corruptErr("open", key, &fs.PathError{Op: "open", Path: s.files.Path(name),
-				Err: fmt.Errorf("%w: %d bytes, want %d", datadir.ErrSize, rf.Size(), e.Size)})
+			return &fs.PathError{Op: "open", Path: s.files.Path(name),
+				Err: fmt.Errorf("%w: %d bytes, want %d", datadir.ErrSize, rf.Size(), e.Size)}
 		}
-		return s.valueStream(name, rf, e.Size, e.CRC, o), nil
+		pf := &pinnedFile{ReadFile: rf, unpin: func() { s.gc.unpin(name) }}
+		st = s.valueStream(name, pf, e.Size, e.CRC, o)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return st, nil
 }
 
 func (s *Store) valueStream(name string, rf datadir.ReadFile, size int64, crc uint32, o StreamOptions) *Stream {
