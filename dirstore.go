@@ -763,25 +763,18 @@ func (s *Store) Verify(fn func(key string, err error) bool) error {
 			return fmt.Errorf("dirstore: verify %s: %w", s.dir, err)
 		}
 		err := s.verifyKey(ke.Key, ke.Entry)
-		if mismatch(err) {
+		switch {
+		case mismatch(err):
 			// Superseded or deleted since the listing began? Then check
-			// the value the key has now, if any.
-			e, ok, lerr := s.lookup(ke.Key)
-			switch {
-			case lerr != nil:
-				err = lerr
-			case !ok:
+			// the value the key has now, as a read would.
+			err = s.resolve("verify", ke.Key, false, func(_ string, e manifest.Entry) error {
+				return s.verifyKey(ke.Key, e)
+			})
+			if errors.Is(err, ErrNotFound) {
 				continue
-			case e != ke.Entry:
-				err = s.verifyKey(ke.Key, e)
 			}
-		}
-		if err != nil {
-			if mismatch(err) || !isIOError(err) {
-				err = corruptErr("verify", ke.Key, err)
-			} else {
-				err = keyErr("verify", ke.Key, err)
-			}
+		case err != nil:
+			err = keyErr("verify", ke.Key, err)
 		}
 		if !fn(ke.Key, err) {
 			return nil
