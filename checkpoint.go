@@ -2,6 +2,7 @@ package dirstore
 
 import (
 	"encoding/binary"
+	"fmt"
 	"sync"
 	"time"
 
@@ -78,7 +79,7 @@ func (n *nosyncState) poke() {
 func (n *nosyncState) commit(s *Store, b *manifest.Batch, key string, old, new *manifest.Entry) error {
 	n.mu.Lock()
 	b.PutUndo(&manifest.Undo{Seq: n.seq, Key: key, Old: old, New: new})
-	err := commitBatch(b, false)
+	err := b.Commit(false)
 	if err == nil {
 		n.seq++
 		if new != nil {
@@ -121,6 +122,12 @@ func (s *Store) checkpoint() error {
 	n := &s.nosync
 	n.ckptMu.Lock()
 	defer n.ckptMu.Unlock()
+	if f := s.failed.Load(); f != nil {
+		// A second fsync may report success for data the first one lost:
+		// a failed store never checkpoints, so recovery keeps its undo
+		// records.
+		return fmt.Errorf("%w: %w", ErrFailed, *f)
+	}
 	n.mu.Lock()
 	seq, written, garbage := n.seq, n.written, n.garbage
 	n.written, n.garbage = nil, nil
@@ -139,11 +146,10 @@ func (s *Store) checkpoint() error {
 		b := s.man.NewBatch()
 		b.DeleteUndos(seq)
 		b.SetMeta(metaCkpt, binary.AppendUvarint(nil, seq))
-		err = commitBatch(b, true)
+		err = b.Commit(true)
 	}
 	if err != nil {
-		s.fail(err)
-		return err
+		return s.fail(err)
 	}
 	n.lastCkpt = seq
 	for _, g := range garbage {

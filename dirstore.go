@@ -217,7 +217,9 @@ func (s *Store) Close() error {
 			}
 		}
 		s.gc.stop()
-		if len(errs) == 0 && s.failed.Load() == nil {
+		// A failed store, or one whose superseded files could not all be
+		// removed, leaves the next Open a recovery scan to do.
+		if len(errs) == 0 && s.failed.Load() == nil && !s.gc.leftover.Load() {
 			// The removals must be durable before the record that says no
 			// recovery scan is needed.
 			errs = append(errs, s.files.SyncDir(), s.writeCleanState())
@@ -273,18 +275,21 @@ func (s *Store) begin(op, key string, write bool) error {
 	return nil
 }
 
-// fail records err, after which the store refuses writes.
-func (s *Store) fail(err error) {
+// fail records err, after which the store refuses writes, and returns err
+// marked as ErrFailed.
+func (s *Store) fail(err error) error {
 	s.failed.CompareAndSwap(nil, &err)
+	return fmt.Errorf("%w (%w)", err, ErrFailed)
 }
 
 // failIfSync fails the store if err is a failed fsync: after one, what the
 // kernel kept of other writes is unknown, so the store stops pretending.
-func (s *Store) failIfSync(err error) {
+func (s *Store) failIfSync(err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) && pe.Op == "sync" {
-		s.fail(err)
+		return s.fail(err)
 	}
+	return err
 }
 
 func (s *Store) stripe(key string) *sync.Mutex {
@@ -368,8 +373,8 @@ func (s *Store) setBuffers(key string, bufs [][]byte) error {
 	}
 	name := escape.Name(key, v)
 	if err := s.files.Write(name, s.gc.spare(), bufs, !s.opts.NoSync && !mutated(mutNoFileSync)); err != nil {
-		s.failIfSync(err)
-		return keyErr("set", key, err)
+		s.gc.leftover.Store(true)
+		return keyErr("set", key, s.failIfSync(err))
 	}
 	return s.install("set", key, name, e)
 }
@@ -397,32 +402,45 @@ func (s *Store) setFrom(key string, r io.Reader) (int64, error) {
 	name := escape.Name(key, v)
 	n, crc, err := s.files.WriteFrom(name, s.gc.spare(), r, !s.opts.NoSync && !mutated(mutNoFileSync))
 	if err != nil {
-		s.failIfSync(err)
-		return 0, keyErr("set", key, err)
+		s.gc.leftover.Store(true)
+		return 0, keyErr("set", key, s.failIfSync(err))
 	}
 	return n, s.install("set", key, name, manifest.Entry{Version: v, Size: n, CRC: crc})
 }
 
 // install points key at the new file name, which holds entry e, and
-// schedules the file it replaces for removal. On error the new file is
-// removed and the store is unchanged.
+// schedules the file it replaces for removal. On error the store is
+// unchanged, except after a failed manifest commit (ErrFailed), whose
+// outcome is unknown: then both files stay, and the next Open keeps the
+// one the manifest names and removes the other.
 func (s *Store) install(op, key, name string, e manifest.Entry) error {
 	if !s.opts.NoSync && !mutated(mutNoDirSync) {
 		if err := s.dirSync.sync(s.files.SyncDir); err != nil {
-			s.fail(err)
-			_ = s.files.Remove(name)
-			return keyErr(op, key, err)
+			s.drop(name)
+			return keyErr(op, key, s.fail(err))
 		}
 	}
 	old, had, err := s.commit(key, &e)
 	if err != nil {
-		_ = s.files.Remove(name)
+		if errors.Is(err, ErrFailed) {
+			s.gc.leftover.Store(true)
+		} else {
+			s.drop(name)
+		}
 		return keyErr(op, key, err)
 	}
 	if had {
 		s.discard(fileName(key, old), old.Size)
 	}
 	return nil
+}
+
+// drop removes name, a file no entry points at, or leaves it to the next
+// Open's recovery scan.
+func (s *Store) drop(name string) {
+	if err := s.files.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.gc.leftover.Store(true)
+	}
 }
 
 // commit changes key's entry to *e, or deletes it if e is nil, and returns
@@ -454,11 +472,14 @@ func (s *Store) commit(key string, e *manifest.Entry) (old manifest.Entry, had b
 	if s.opts.NoSync {
 		err = s.nosync.commit(s, b, key, oldp, e)
 	} else {
-		err = commitBatch(b, !mutated(mutNoManifestSync))
+		err = b.Commit(!mutated(mutNoManifestSync))
 	}
 	if err != nil {
-		s.fail(err)
-		return old, had, err
+		// The batch may or may not have landed: stop trusting the cache.
+		if s.hot != nil {
+			s.hot.Remove(key)
+		}
+		return old, had, s.fail(err)
 	}
 	if s.hot != nil {
 		if e != nil && len(key) <= maxCachedKey {
@@ -478,20 +499,6 @@ func (s *Store) commit(key string, e *manifest.Entry) (old manifest.Entry, had b
 		s.bytes.Add(e.Size)
 	}
 	return old, had, nil
-}
-
-// commitBatch commits b, turning a pebble fatal error into an error.
-func commitBatch(b *manifest.Batch, sync bool) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			fe, ok := r.(*manifest.FatalError)
-			if !ok {
-				panic(r)
-			}
-			err = fe
-		}
-	}()
-	return b.Commit(sync)
 }
 
 // discard disposes of a superseded file of size bytes.

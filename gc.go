@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"sync"
+	"sync/atomic"
 )
 
 // collector disposes of superseded value files off the path of the Set or
@@ -28,6 +29,11 @@ type collector struct {
 	spares     []string
 	spareBytes int64
 	pinned     map[string]int
+
+	// leftover is set when a file of ours may have been left behind (a
+	// removal or a write failed): it stays as an orphan for the next Open's
+	// recovery scan.
+	leftover atomic.Bool
 }
 
 const (
@@ -54,6 +60,7 @@ func (c *collector) work() {
 	defer c.workers.Done()
 	for name := range c.ch {
 		if err := c.s.files.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			c.leftover.Store(true)
 			c.s.opts.Logf("dirstore: %v", err)
 		}
 		c.mu.Lock()

@@ -87,7 +87,7 @@ func (s *Store) adopt() error {
 		}
 		s.opts.Logf("dirstore: %s: adopted %d zict files", s.dir, len(adopted))
 	}
-	if err := commitBatch(b, true); err != nil {
+	if err := b.Commit(true); err != nil {
 		return fmt.Errorf("dirstore: open %s: manifest: %w", s.dir, err)
 	}
 	for _, name := range losers {
@@ -206,7 +206,7 @@ func (s *Store) rollback() error {
 	}
 	b.DeleteUndos(seq)
 	b.SetMeta(metaCkpt, binary.AppendUvarint(nil, seq))
-	if err := commitBatch(b, true); err != nil {
+	if err := b.Commit(true); err != nil {
 		return fmt.Errorf("dirstore: open %s: manifest: %w", s.dir, err)
 	}
 	s.nosync.seq, s.nosync.lastCkpt = seq, seq

@@ -89,7 +89,7 @@ func (s *Store) writeCleanState() error {
 	s.versions.mu.Unlock()
 	b := s.man.NewBatch()
 	b.SetMeta(metaState, storeState{clean: true, count: s.count.Load(), bytes: s.bytes.Load(), next: next}.encode())
-	return commitBatch(b, true)
+	return b.Commit(true)
 }
 
 // versionSource hands out file versions that never repeat: before a version
@@ -108,7 +108,7 @@ func (v *versionSource) init(s *Store) error {
 	b := s.man.NewBatch()
 	b.SetMeta(metaLease, binary.AppendUvarint(nil, v.limit))
 	b.SetMeta(metaState, storeState{next: v.next}.encode())
-	if err := commitBatch(b, true); err != nil {
+	if err := b.Commit(true); err != nil {
 		return fmt.Errorf("dirstore: open %s: manifest: %w", s.dir, err)
 	}
 	return nil
@@ -121,9 +121,8 @@ func (v *versionSource) take(s *Store) (uint64, error) {
 		limit := v.next + leaseChunk
 		b := s.man.NewBatch()
 		b.SetMeta(metaLease, binary.AppendUvarint(nil, limit))
-		if err := commitBatch(b, true); err != nil {
-			s.fail(err)
-			return 0, err
+		if err := b.Commit(true); err != nil {
+			return 0, s.fail(err)
 		}
 		v.limit = limit
 	}

@@ -132,6 +132,11 @@ type Options struct {
 // DB is an open manifest. Its methods are safe for concurrent use.
 type DB struct {
 	db *pebble.DB
+	fs *fenceFS
+	// fatal is the first failure pebble reported through its logger's
+	// Fatalf (a WAL or MANIFEST write or sync that failed). Pebble's state
+	// is unknown after one, so every later change is refused with it.
+	fatal atomic.Pointer[FatalError]
 	// logged counts the bytes committed since the last Flush, a bound on
 	// what the next Open replays from the log.
 	logged atomic.Int64
@@ -147,20 +152,37 @@ func Open(dir string, o Options) (*DB, error) {
 	}
 	cache := pebble.NewCache(o.CacheSize)
 	defer cache.Unref()
+	d := &DB{}
+	d.fs = &fenceFS{FS: o.FS, onFail: d.failed}
 	popts := &pebble.Options{
-		FS:                 o.FS,
+		FS:                 d.fs,
 		Cache:              cache,
 		ReadOnly:           o.ReadOnly,
 		ErrorIfNotExists:   o.ReadOnly,
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             quietLogger{},
+		Logger:             (*logger)(d),
 		MemTableSize:       4 << 20,
+		// Table statistics only tune compactions of tombstone-heavy tables
+		// in large databases; their background loading outlives a failed
+		// pebble.Open and then crashes on its closed table cache.
+		DisableTableStats: true,
+		// A flush or compaction that failed (it could not read, the fence
+		// hides failed writes) fails the manifest: pebble would retry it
+		// at once, forever.
+		EventListener: &pebble.EventListener{BackgroundError: d.failed},
 	}
 	db, err := pebble.Open(dir, popts)
+	if err == nil {
+		err = d.Err()
+	}
 	if err != nil {
+		if db != nil {
+			_ = db.Close()
+		}
 		return nil, err
 	}
-	return &DB{db: db}, nil
+	d.db = db
+	return d, nil
 }
 
 // Exists reports whether dir holds a manifest.
@@ -250,15 +272,23 @@ func (b *Batch) Empty() bool { return b.b.Empty() }
 
 // Commit applies the batch atomically; with sync it is durable when Commit
 // returns. The batch cannot be used afterwards.
+//
+// An error leaves the outcome unknown: the batch may be durable or not,
+// whole, and the DB refuses every later change (see Err).
 func (b *Batch) Commit(sync bool) error {
+	defer b.b.Close()
+	if err := b.db.Err(); err != nil {
+		return err
+	}
 	opts := pebble.NoSync
 	if sync {
 		opts = pebble.Sync
 	}
 	b.db.logged.Add(int64(b.b.Len()))
-	err := b.b.Commit(opts)
-	_ = b.b.Close()
-	return err
+	if err := b.b.Commit(opts); err != nil {
+		b.db.failed(err)
+	}
+	return b.db.Err()
 }
 
 // Close discards a batch that was not committed.
@@ -266,10 +296,9 @@ func (b *Batch) Close() { _ = b.b.Close() }
 
 // Sync makes every committed batch durable.
 func (d *DB) Sync() error {
-	b := d.db.NewBatch()
-	defer b.Close()
-	_ = b.LogData(nil, nil)
-	return b.Commit(pebble.Sync)
+	b := d.NewBatch()
+	_ = b.b.LogData(nil, nil)
+	return b.Commit(true)
 }
 
 // Entries yields the entries whose keys start with prefix, in key order.
@@ -364,7 +393,11 @@ func (d *DB) Flush(minBytes int64) error {
 	if d.logged.Load() <= minBytes {
 		return nil
 	}
+	if err := d.Err(); err != nil {
+		return err
+	}
 	if err := d.db.Flush(); err != nil {
+		d.failed(err)
 		return err
 	}
 	d.logged.Store(0)
@@ -374,17 +407,54 @@ func (d *DB) Flush(minBytes int64) error {
 // Close closes the database.
 func (d *DB) Close() error { return d.db.Close() }
 
-// FatalError is the panic value of a failure pebble cannot go on from
-// (pebble reports these through its logger's Fatalf and does not expect it to
-// return). The store recovers it and refuses further writes.
-type FatalError struct{ Msg string }
+// Err returns the failure that stopped the DB from accepting changes, a
+// *FatalError, or nil.
+func (d *DB) Err() error {
+	if fe := d.fatal.Load(); fe != nil {
+		return fe
+	}
+	return nil
+}
+
+func (d *DB) failed(err error) {
+	fe, ok := err.(*FatalError)
+	if !ok {
+		fe = &FatalError{Msg: err.Error(), Err: err}
+	}
+	d.fatal.CompareAndSwap(nil, fe)
+	d.fs.fence()
+}
+
+// FatalError is a failure pebble cannot go on from: a write or sync of its
+// log or MANIFEST failed. Pebble reports these through its logger's Fatalf
+// and, by default, exits the process; a manifest records the first one
+// instead, returns it from every later change, and lets reads go on. Err is
+// the underlying cause (an *fs.PathError, errorfs's injected error, ...)
+// where pebble passed one.
+type FatalError struct {
+	Msg string
+	Err error
+}
 
 func (e *FatalError) Error() string { return "manifest: " + e.Msg }
+func (e *FatalError) Unwrap() error { return e.Err }
 
-type quietLogger struct{}
+// logger is pebble's logger for a DB: quiet, and Fatalf records the failure
+// instead of exiting. Pebble's own code returns the error after Fatalf
+// where it can go on (a failed MANIFEST update in a flush), and the commit
+// path, which goes on as if nothing happened, is caught by Batch.Commit
+// checking Err afterwards.
+type logger DB
 
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(format string, args ...any) {
-	panic(&FatalError{Msg: fmt.Sprintf(format, args...)})
+func (*logger) Infof(string, ...any)  {}
+func (*logger) Errorf(string, ...any) {}
+func (l *logger) Fatalf(format string, args ...any) {
+	fe := &FatalError{Msg: fmt.Sprintf(format, args...)}
+	for _, a := range args {
+		if err, ok := a.(error); ok {
+			fe.Err = err
+			break
+		}
+	}
+	(*DB)(l).failed(fe)
 }

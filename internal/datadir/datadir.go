@@ -30,7 +30,9 @@ type Dir interface {
 	// not empty, it names a superseded file that nobody reads any more:
 	// Write renames it to name and writes over it instead of creating a
 	// file (on ext4 without a journal, creating inodes while many were
-	// recently deleted is slow), falling back to creating if reuse is gone.
+	// recently deleted is slow), falling back to creating if reuse is gone
+	// or cannot be renamed (it is then removed). Unless Write fails, reuse
+	// does not exist afterwards.
 	Write(name, reuse string, bufs [][]byte, sync bool) error
 	// WriteFrom is Write with the value read from r; it returns the length
 	// and CRC-32C of what it wrote.

@@ -78,9 +78,16 @@ func (d *fastDir) open(name, reuse string) (fd int, reused bool, err error) {
 	// spare's name (a link to a file elsewhere, a FIFO, a directory) is
 	// left alone, and a fresh file is created instead.
 	var st unix.Stat_t
-	if reuse != "" && unix.Fstatat(d.fd, reuse, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && plain(&st) &&
+	if reuse != "" && unix.Fstatat(d.fd, reuse, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && plain(&st) {
 		// RENAME_NOREPLACE: a recycled file never replaces anything.
-		unix.Renameat2(d.fd, reuse, d.fd, name, unix.RENAME_NOREPLACE) == nil {
+		if err := unix.Renameat2(d.fd, reuse, d.fd, name, unix.RENAME_NOREPLACE); err != nil {
+			// The spare is not to outlive this call.
+			if err := unix.Unlinkat(d.fd, reuse, 0); err != nil && err != unix.ENOENT {
+				return -1, false, pathErr("remove", d.Path(reuse), err)
+			}
+			fd, err = d.create(name)
+			return fd, false, err
+		}
 		fd, err := d.openat(name, unix.O_WRONLY|unix.O_NONBLOCK, 0)
 		if err == nil && unix.Fstat(fd, &st) == nil && plain(&st) {
 			return fd, true, nil

@@ -1,6 +1,7 @@
 package datadir
 
 import (
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -50,16 +51,25 @@ func (d *vfsDir) Path(name string) string { return d.fs.PathJoin(d.dir, name) }
 // the renaming is what the crash tests see).
 func (d *vfsDir) create(name, reuse string) (vfs.File, error) {
 	p := d.Path(name)
-	if reuse != "" {
-		if _, err := d.fs.Stat(p); err != nil && d.fs.Rename(d.Path(reuse), p) == nil {
-			if f, err := d.fs.Create(p, vfs.WriteCategoryUnspecified); err == nil {
-				return f, nil
-			}
-			_ = d.fs.Remove(p)
-		}
-	}
 	if _, err := d.fs.Stat(p); err == nil {
-		return nil, pathErr("create", p, fmt.Errorf("file exists"))
+		return nil, pathErr("create", p, fs.ErrExist)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, pathErr("create", p, err)
+	}
+	if reuse != "" {
+		if err := d.fs.Rename(d.Path(reuse), p); err != nil {
+			// The spare is not to outlive this call.
+			if err := d.fs.Remove(d.Path(reuse)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, pathErr("remove", d.Path(reuse), err)
+			}
+		} else {
+			f, err := d.fs.Create(p, vfs.WriteCategoryUnspecified)
+			if err != nil {
+				_ = d.fs.Remove(p)
+				return nil, pathErr("create", p, err)
+			}
+			return f, nil
+		}
 	}
 	f, err := d.fs.Create(p, vfs.WriteCategoryUnspecified)
 	if err != nil {

@@ -1,0 +1,289 @@
+package dirstore_test
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+
+	"github.com/dirstore/dirstore"
+)
+
+var injectVerbose = flag.Bool("inject.v", false, "log every failed operation of the error-injection runs")
+
+var injectAt = flag.Int64("inject.at", -1, "inject only at this operation index")
+
+var injectStride = flag.Int("inject.stride", 0, "inject at every Nth file-system operation (0: every one, or every 11th under -race)")
+
+// failAt fails the file-system operation with index at (counting from when
+// it is armed), and every later one too if persistent.
+type failAt struct {
+	at         int64
+	persistent bool
+	err        error
+	armed      atomic.Bool
+	n          atomic.Int64
+	fired      atomic.Bool
+}
+
+func (f *failAt) MaybeError(op errorfs.Op) error {
+	if !f.armed.Load() {
+		return nil
+	}
+	i := f.n.Add(1) - 1
+	if i == f.at || (f.persistent && i > f.at) {
+		f.fired.Store(true)
+		return f.err
+	}
+	return nil
+}
+
+func (f *failAt) String() string { return fmt.Sprintf("fail op %d with %v", f.at, f.err) }
+
+// injectRun is one error-injection run: a store holding a few keys is
+// reopened with the injector armed, runs the workload and is closed; then
+// it is reopened without injection and checked against the operations that
+// were acknowledged.
+type injectRun struct {
+	t      *testing.T
+	nosync bool
+	ops    []workOp
+	inj    *failAt
+}
+
+// initial is what the store holds before the injected run.
+var injectInitial = model{"k00": "zero", "k01": "one", "k02": strings.Repeat("two", 500)}
+
+func (r *injectRun) run() (fsOps int64) {
+	t := r.t
+	mem := vfs.NewMem()
+	fsys := errorfs.Wrap(mem, r.inj)
+	opts := &dirstore.Options{FS: fsys, NoSync: r.nosync, CheckpointInterval: time.Hour}
+	s, err := dirstore.Open("/s", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range injectInitial {
+		mustSet(t, s, k, []byte(v))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// want is the acknowledged state; maybe[k], where present, is a value
+	// (nil: absent) that k may hold instead, left by the operation whose
+	// error failed the store (ErrFailed): its outcome may be unknown.
+	want := copyModel(injectInitial)
+	maybe := map[string]*string{}
+	check := func(where string, err error, key string) {
+		t.Helper()
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, r.inj.err) && !errors.Is(err, dirstore.ErrFailed) {
+			t.Fatalf("%s: %v: error %v matches neither the injected error nor ErrFailed", r.inj, where, err)
+		}
+		if key != "" && !strings.Contains(err.Error(), fmt.Sprintf("%q", key)) {
+			t.Fatalf("%s: %v: error %q does not name the key", r.inj, where, err)
+		}
+	}
+	// agrees checks a value read for key against want and maybe.
+	agrees := func(where, key string, got []byte, ok bool) {
+		t.Helper()
+		w, wok := want[key]
+		if ok == wok && (!ok || string(got) == w) {
+			return
+		}
+		if m, isMaybe := maybe[key]; isMaybe && ok == (m != nil) && (!ok || string(got) == *m) {
+			return
+		}
+		t.Fatalf("%s: %s: key %q = %.20q (present %v), want %.20q (present %v)", r.inj, where, key, got, ok, w, wok)
+	}
+
+	r.inj.armed.Store(true)
+	history := []map[string]string{copyModel(want)} // the state after each acknowledged operation
+	closeErr := errors.New("not opened")
+	s, err = dirstore.Open("/s", opts)
+	if err != nil {
+		check("open", err, "")
+	} else {
+		failed := false
+		for i, o := range r.ops {
+			err := o.apply(s)
+			if err != nil && errors.Is(err, dirstore.ErrNotFound) && o.kind == "delete" {
+				if _, ok := want[o.key]; ok {
+					t.Fatalf("%s: op %d: delete %q: %v, but the key was set", r.inj, i, o.key, err)
+				}
+				continue
+			}
+			check(fmt.Sprintf("op %d %s", i, o.kind), err, o.key)
+			if *injectVerbose && err != nil {
+				t.Logf("%s: op %d %s %q: %v", r.inj, i, o.kind, o.key, err)
+			}
+			switch {
+			case err == nil:
+				if o.kind == "delete" {
+					delete(want, o.key)
+				} else {
+					want[o.key] = string(o.value)
+				}
+				delete(maybe, o.key)
+				history = append(history, copyModel(want))
+			case errors.Is(err, dirstore.ErrFailed) && !failed:
+				// The operation that failed the store; later ones are
+				// refused before they change anything.
+				failed = true
+				if o.kind == "delete" {
+					maybe[o.key] = nil
+				} else {
+					v := string(o.value)
+					maybe[o.key] = &v
+				}
+			}
+			if i%4 == 0 {
+				// Reads under injection fail or return the right bytes.
+				got, err := s.Get(o.key)
+				if err == nil || errors.Is(err, dirstore.ErrNotFound) {
+					agrees(fmt.Sprintf("op %d get", i), o.key, got, err == nil)
+				} else {
+					check(fmt.Sprintf("op %d get", i), err, o.key)
+				}
+			}
+		}
+		closeErr = s.Close()
+		check("close", closeErr, "")
+	}
+	r.inj.armed.Store(false)
+	fsOps = r.inj.n.Load()
+	if *injectVerbose {
+		names, _ := mem.List("/s")
+		t.Logf("%s: files before reopen: %q; want %d keys", r.inj, names, len(want))
+	}
+
+	// The reopen without injection shows the acknowledged operations.
+	s, err = dirstore.Open("/s", opts)
+	if err != nil {
+		t.Fatalf("%s: reopen: %v", r.inj, err)
+	}
+	defer s.Close()
+	var keys []string
+	got := map[string]string{}
+	for k, err := range s.Keys() {
+		if err != nil {
+			t.Fatalf("%s: keys: %v", r.inj, err)
+		}
+		keys = append(keys, k)
+		v, err := s.Get(k)
+		if err != nil {
+			t.Fatalf("%s: after reopen: %v", r.inj, err)
+		}
+		got[k] = string(v)
+	}
+	// Exactly the acknowledged operations, with or without the one whose
+	// outcome is unknown. A NoSync store that could not make them durable
+	// (its Close failed) holds a prefix of them.
+	withMaybe := copyModel(want)
+	for k, v := range maybe {
+		if v == nil {
+			delete(withMaybe, k)
+		} else {
+			withMaybe[k] = *v
+		}
+	}
+	candidates := []map[string]string{want, withMaybe}
+	if r.nosync && closeErr != nil {
+		candidates = append(candidates, history...)
+	}
+	if !slices.ContainsFunc(candidates, func(m map[string]string) bool { return maps.Equal(m, got) }) {
+		t.Fatalf("%s: after reopen the store holds %d keys %q, not the acknowledged operations (%d keys %q; close: %v)",
+			r.inj, len(got), slices.Sorted(maps.Keys(got)), len(want), slices.Sorted(maps.Keys(want)), closeErr)
+	}
+	if s.Len() != len(keys) {
+		t.Fatalf("%s: after reopen Len = %d, Keys has %d", r.inj, s.Len(), len(keys))
+	}
+	if err := s.Verify(func(k string, err error) bool {
+		if err != nil {
+			t.Errorf("%s: verify: %v", r.inj, err)
+		}
+		return true
+	}); err != nil {
+		t.Fatalf("%s: verify: %v", r.inj, err)
+	}
+	// No orphan: one file per key besides the manifest's directory.
+	names, err := mem.List("/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != len(keys)+1 {
+		t.Fatalf("%s: after reopen %d files for %d keys: %q", r.inj, len(names)-1, len(keys), names)
+	}
+	// And the store takes writes again.
+	if err := s.Set("after", []byte("x")); err != nil {
+		t.Fatalf("%s: set after reopen: %v", r.inj, err)
+	}
+	return fsOps
+}
+
+func copyModel(m model) map[string]string {
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// TestErrorInjection fails, once and persistently, every file-system
+// operation (value files and the manifest's alike) of a store's Open, a
+// 200-operation workload and Close, with EIO and with ENOSPC.
+func TestErrorInjection(t *testing.T) {
+	stride := *injectStride
+	if stride == 0 {
+		stride = 1
+		if underRace {
+			stride = 11
+		}
+	}
+	seed := crashSeedFor(t)
+	ops := genWorkload(rand.New(rand.NewPCG(seed, 7)), 200, 16, 4<<10)
+	for _, nosync := range []bool{false, true} {
+		// Count the operations of a run without failures.
+		dry := &failAt{at: -1}
+		total := (&injectRun{t: t, nosync: nosync, ops: ops, inj: dry}).run()
+		t.Logf("nosync=%v: %d file-system operations", nosync, total)
+		if dry.fired.Load() {
+			t.Fatal("the dry run injected an error")
+		}
+		for _, errno := range []syscall.Errno{syscall.EIO, syscall.ENOSPC} {
+			for _, persistent := range []bool{false, true} {
+				name := fmt.Sprintf("nosync=%v,%v,persistent=%v", nosync, errno, persistent)
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					fired := 0
+					// Background work makes the count vary a little between
+					// runs: go a bit past the dry run's.
+					for at := int64(0); at < total+total/20; at += int64(stride) {
+						if *injectAt >= 0 && at != *injectAt {
+							continue
+						}
+						inj := &failAt{at: at, persistent: persistent, err: errno}
+						(&injectRun{t: t, nosync: nosync, ops: ops, inj: inj}).run()
+						if inj.fired.Load() {
+							fired++
+						}
+					}
+					t.Logf("%d runs injected an error", fired)
+				})
+			}
+		}
+	}
+}
