@@ -149,10 +149,9 @@ func (s *Store) open() error {
 	if s.opts.ReadOnly {
 		return nil
 	}
-	// From here until a clean Close, a crash makes the next Open recover.
-	if err := s.versions.init(s); err != nil {
-		return err
-	}
+	// From the first change until a clean Close, a crash makes the next
+	// Open recover.
+	s.versions.init(!exists || !ok || !st.clean)
 	s.gc.start(s)
 	if s.opts.NoSync {
 		s.nosync.start(s)
@@ -219,7 +218,8 @@ func (s *Store) Close() error {
 		s.gc.stop()
 		// A failed store, or one whose superseded files could not all be
 		// removed, leaves the next Open a recovery scan to do.
-		if len(errs) == 0 && s.failed.Load() == nil && !s.gc.leftover.Load() {
+		// A session that changed nothing has nothing to record.
+		if len(errs) == 0 && s.failed.Load() == nil && !s.gc.leftover.Load() && s.versions.isDirty() {
 			// The removals must be durable before the record that says no
 			// recovery scan is needed.
 			errs = append(errs, s.files.SyncDir(), s.writeCleanState())
@@ -517,6 +517,9 @@ func (s *Store) Delete(key string) error {
 		return err
 	}
 	defer s.closeMu.RUnlock()
+	if err := s.versions.touch(s); err != nil {
+		return keyErr("delete", key, err)
+	}
 	old, _, err := s.commit(key, nil)
 	if err != nil {
 		return keyErr("delete", key, err)
