@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/dirstore/dirstore"
 	"github.com/dirstore/dirstore/internal/escape"
 )
@@ -424,5 +426,52 @@ func TestCorruptCLI(t *testing.T) {
 		if !strings.Contains(stderr.String(), k) {
 			t.Errorf("dirstore verify's messages do not name %q:\n%s", k, stderr.Bytes())
 		}
+	}
+}
+
+// TestRecoveryReportsDamagedFiles: an Open that recovers from a crash
+// reports the keys whose files are missing or of the wrong length, and
+// reading them gives ErrCorrupt.
+func TestRecoveryReportsDamagedFiles(t *testing.T) {
+	mem := vfs.NewCrashableMem()
+	s := openT(t, "/s", &dirstore.Options{FS: mem})
+	for _, k := range []string{"gone", "short", "fine"} {
+		mustSet(t, s, k, []byte("value of "+k))
+	}
+	crashed := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
+	s.Close()
+	names, err := crashed.List("/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		switch {
+		case strings.HasPrefix(name, "gone#"):
+			if err := crashed.Remove("/s/" + name); err != nil {
+				t.Fatal(err)
+			}
+		case strings.HasPrefix(name, "short#"):
+			f, err := crashed.Create("/s/"+name, vfs.WriteCategoryUnspecified)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Write([]byte("value"))
+			f.Close()
+		}
+	}
+	var logs []string
+	s = openT(t, "/s", &dirstore.Options{FS: crashed, Logf: func(f string, args ...any) { logs = append(logs, fmt.Sprintf(f, args...)) }})
+	defer s.Close()
+	report := strings.Join(logs, "\n")
+	if !strings.Contains(report, `key "gone" is missing`) || !strings.Contains(report, `key "short" has 5 bytes, not 14`) || strings.Contains(report, `"fine"`) {
+		t.Fatalf("recovery reported:\n%s", report)
+	}
+	for _, k := range []string{"gone", "short"} {
+		if _, err := s.Get(k); !errors.Is(err, dirstore.ErrCorrupt) {
+			t.Fatalf("Get(%q) = %v, want ErrCorrupt", k, err)
+		}
+	}
+	if got := mustGet(t, s, "fine"); string(got) != "value of fine" {
+		t.Fatalf("Get(fine) = %q", got)
 	}
 }
