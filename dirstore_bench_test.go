@@ -157,6 +157,51 @@ func BenchmarkSetSync(b *testing.B) {
 	}
 }
 
+// BenchmarkSetSyncFloor is the ceiling for BenchmarkSetSync's ratio: what
+// the file system itself gives 1 and 8 goroutines that each create, write
+// and fsync new 1 KiB files in one directory, with no directory sync and no
+// manifest at all. A durable Set does this and more, so its 8-vs-1 ratio
+// cannot exceed this one.
+func BenchmarkSetSyncFloor(b *testing.B) {
+	v := benchValue(1024)
+	for _, g := range []int{1, 8} {
+		b.Run(fmt.Sprintf("goroutines=%d", g), func(b *testing.B) {
+			dir := b.TempDir()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.SetBytes(1024)
+			b.ResetTimer()
+			for range g {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						i := next.Add(1)
+						if i > int64(b.N) {
+							return
+						}
+						f, err := os.OpenFile(filepath.Join(dir, fmt.Sprint("key", i)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+						if err == nil {
+							_, err = f.Write(v)
+						}
+						if err == nil {
+							err = f.Sync()
+						}
+						if err == nil {
+							err = f.Close()
+						}
+						if err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+		})
+	}
+}
+
 // fillStore makes a cleanly closed store of n keys with 16-byte values.
 func fillStore(tb testing.TB, fsys vfs.FS, dir string, n int) {
 	s, err := dirstore.Open(dir, &dirstore.Options{NoSync: true, FS: fsys})
