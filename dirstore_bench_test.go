@@ -132,29 +132,34 @@ func BenchmarkSetSync(b *testing.B) {
 	for _, g := range []int{1, 8} {
 		b.Run(fmt.Sprintf("goroutines=%d", g), func(b *testing.B) {
 			s := openT(b, b.TempDir(), nil)
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			b.SetBytes(1024)
-			b.ResetTimer()
-			for range g {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						i := next.Add(1)
-						if i > int64(b.N) {
-							return
-						}
-						if err := s.Set(fmt.Sprint("key", i), v); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
+			runSplit(b, g, func(i int64) error { return s.Set(fmt.Sprint("key", i), v) })
 		})
 	}
+}
+
+// runSplit calls fn with 1 to b.N from g goroutines, each number once.
+func runSplit(b *testing.B, g int, fn func(i int64) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.SetBytes(1024)
+	b.ResetTimer()
+	for range g {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				if err := fn(i); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // BenchmarkSetSyncFloor is the ceiling for BenchmarkSetSync's ratio: what
@@ -167,37 +172,20 @@ func BenchmarkSetSyncFloor(b *testing.B) {
 	for _, g := range []int{1, 8} {
 		b.Run(fmt.Sprintf("goroutines=%d", g), func(b *testing.B) {
 			dir := b.TempDir()
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			b.SetBytes(1024)
-			b.ResetTimer()
-			for range g {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						i := next.Add(1)
-						if i > int64(b.N) {
-							return
-						}
-						f, err := os.OpenFile(filepath.Join(dir, fmt.Sprint("key", i)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-						if err == nil {
-							_, err = f.Write(v)
-						}
-						if err == nil {
-							err = f.Sync()
-						}
-						if err == nil {
-							err = f.Close()
-						}
-						if err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
+			runSplit(b, g, func(i int64) error {
+				f, err := os.OpenFile(filepath.Join(dir, fmt.Sprint("key", i)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+				if err != nil {
+					return err
+				}
+				_, err = f.Write(v)
+				if err == nil {
+					err = f.Sync()
+				}
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				return err
+			})
 		})
 	}
 }

@@ -127,6 +127,11 @@ func (f *fenceFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.createLocked(name, c)
+}
+
+// createLocked creates name in mem. f.mu is held.
+func (f *fenceFS) createLocked(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
 	if err := f.mem.MkdirAll(f.FS.PathDir(name), 0o755); err != nil {
 		return nil, err
 	}
@@ -278,11 +283,7 @@ func (f *fenceFS) ReuseForWrite(oldname, newname string, c vfs.DiskWriteCategory
 	if f.onDisk(oldname) {
 		f.gone[oldname] = true
 	}
-	if err := f.mem.MkdirAll(f.FS.PathDir(newname), 0o755); err != nil {
-		return nil, err
-	}
-	f.inMem[newname] = true
-	return f.mem.Create(newname, c)
+	return f.createLocked(newname, c)
 }
 
 func (f *fenceFS) MkdirAll(dir string, perm os.FileMode) error {
