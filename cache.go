@@ -16,6 +16,24 @@ const DefaultCacheBytes = 64 << 20
 // or of other lengths do not share it. A Cache may be shared by any number
 // of Streams, over any files; its methods may be called concurrently.
 //
+// A Cache from NewCache (and DefaultCache) stores the result of every read
+// that misses, so the next read of the range is a hit. A Cache from
+// NewScanResistantCache stores a range only when it is read again: the
+// first read of a range that misses goes from the file straight into the
+// caller's buffer, and the Cache keeps only a small record of the miss,
+// with no data (a ghost, as 2Q and ARC caches keep). A miss of a range that
+// has a ghost, the second read, stores its result; the third is a hit.
+// Ghosts are forgotten oldest first, once the ranges they stand for add up
+// to more than the budget: a range read again only after as many bytes'
+// worth of other misses as the Cache holds is a first read again. (Ranges
+// much smaller than 4 KiB are forgotten sooner: the ghosts take 8 bytes
+// each, two per 4 KiB of the budget, outside it.) So a one-pass scan of a
+// large file costs what reading the file costs, without a copy of every
+// block into the Cache, and evicts none of the ranges that are read over
+// and over. An entry that leaves such a Cache (evicted, or dropped because
+// its file changed) leaves a ghost: its range is stored again at its next
+// miss.
+//
 // A write through a Stream patches the entries of its file instead of
 // dropping them: an entry wholly inside the written range is replaced from
 // the written bytes, a write wholly inside an entry is spliced into it, an
@@ -37,9 +55,22 @@ type Cache struct {
 // directly: nothing is cached, and the file is not stat'ed between reads.
 var NoCache = &Cache{}
 
-// NewCache returns an empty Cache holding at most maxBytes bytes.
+// NewCache returns an empty Cache holding at most maxBytes bytes, which
+// stores the result of every read that misses, as a plain LRU cache does:
+// the next read of the range is a hit. It suits files whose ranges are read
+// again soon after the first time; each miss pays for a copy into the
+// Cache, and a scan of a large file replaces the Cache's content with the
+// scan's (see NewScanResistantCache).
 func NewCache(maxBytes int64) *Cache {
-	return &Cache{c: rangecache.New(maxBytes)}
+	return &Cache{c: rangecache.New(maxBytes, rangecache.AdmitAll)}
+}
+
+// NewScanResistantCache returns an empty Cache holding at most maxBytes
+// bytes, which stores a range at its second read (see Cache): a miss costs
+// about what reading the file costs, and one-pass scans leave the Cache's
+// content alone.
+func NewScanResistantCache(maxBytes int64) *Cache {
+	return &Cache{c: rangecache.New(maxBytes, rangecache.AdmitReused)}
 }
 
 var defaultCache = sync.OnceValue(func() *Cache { return NewCache(DefaultCacheBytes) })
@@ -52,6 +83,7 @@ func DefaultCache() *Cache { return defaultCache() }
 type CacheStats struct {
 	Hits      int64 // reads served from the cache
 	Misses    int64 // reads that went to the file (stale entries included)
+	Admitted  int64 // misses whose result was stored (see Cache)
 	Evictions int64 // entries removed to stay within the budget
 	Stale     int64 // entries dropped because their file changed under them
 	Entries   int64 // entries held now
@@ -68,6 +100,7 @@ func (c *Cache) Stats() CacheStats {
 	return CacheStats{
 		Hits:      s.Hits,
 		Misses:    s.Misses,
+		Admitted:  s.Admitted,
 		Evictions: s.Evictions,
 		Stale:     s.Stale,
 		Entries:   s.Entries,
@@ -76,7 +109,8 @@ func (c *Cache) Stats() CacheStats {
 	}
 }
 
-// Purge empties the Cache. The counters keep counting.
+// Purge empties the Cache and forgets its ghosts: every range is read for
+// the first time again. The counters keep counting.
 func (c *Cache) Purge() {
 	if c != nil && c.c != nil {
 		c.c.Purge()

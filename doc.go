@@ -4,10 +4,10 @@
 // A [Store] maps string keys to byte values, one file per value, in a
 // directory: the Go successor of Python's zict.File. A [MemFile] is one block
 // of RAM opened any number of times as real file handles. A [Stream] is a
-// file stream with a shared range cache and hooks; [Store.Open] streams a
-// value. A [Buffer] keeps hot values in memory and spills the rest to a
-// Store. The backends subpackage does positional file I/O on a fixed, small
-// set of threads.
+// file stream with a shared range cache (optionally scan-resistant) and hooks;
+// [Store.Open] streams a value. A [Buffer] keeps hot values in memory and
+// spills the rest to a Store. The backends subpackage does positional file
+// I/O on a fixed, small set of threads.
 //
 // # Data model
 //
@@ -44,9 +44,21 @@
 // checkpoints (every [Options].CheckpointInterval) and [Store.Sync] and
 // [Store.Close] make everything durable.
 //
-// If an fsync or a manifest commit fails, the store cannot know what reached
-// the disk: it refuses further writes with [ErrFailed] until it is reopened,
-// and Open's recovery sorts out the state.
+// # Failures
+//
+// An error from a write leaves the store as it was: the previous value, no
+// stray file (one that could not be removed is left to the next Open's
+// recovery). Errors wrap their cause, so errors.Is finds the errno
+// (syscall.ENOSPC, syscall.EIO). If an fsync or a write of the manifest
+// fails, the store cannot know what reached the disk: the error also wraps
+// [ErrFailed], and the store refuses further writes with ErrFailed until it
+// is reopened (reads go on). The operation that failed this way may turn out
+// done or not after the reopen, never half done; every operation
+// acknowledged before it is there (in NoSync mode, if Close could not
+// complete, a prefix of them). A manifest write that fails stops every later
+// write of the manifest from reaching the disk, which then holds what a
+// crash at that moment would have left, so the next Open recovers from it
+// as from a crash.
 //
 // # Recovery
 //
@@ -54,7 +66,9 @@
 // rolls a NoSync store back to its last intact prefix, removes value files
 // the manifest does not reference (only names of the store's own form; any
 // other file in the directory is left alone), and reports keys whose files
-// are missing through [Options].Logf; reading such a key returns ErrCorrupt.
+// are missing or not of the recorded length through [Options].Logf (the
+// bytes themselves are checked by every read and by [Store.Verify]);
+// reading such a key returns ErrCorrupt.
 // The first Open of a directory that holds zict.File files (zict 3's
 // quote(key)#N or zict 2's quote(key)) adopts them as keys without copying.
 //

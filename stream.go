@@ -70,7 +70,9 @@ type StreamOptions struct {
 	ChunkSize int
 
 	// Cache holds the Stream's read results. Default (nil): DefaultCache(),
-	// shared by the whole process. NoCache turns caching off.
+	// shared by the whole process, which stores every range read;
+	// NewScanResistantCache makes one that stores a range at its second
+	// read. NoCache turns caching off.
 	Cache *Cache
 
 	// Backend performs the Stream's file I/O. Default backends.Default().
@@ -122,14 +124,19 @@ var (
 //
 // Reads are served from the Stream's Cache when it holds the same range of
 // the same file (by device and inode, so every Stream of a file shares its
-// entries) and the file has not changed since: before each Read or ReadAt
-// the Stream takes one fstat and compares size and modification time with
-// those under which the entries were read, and a write through any Stream
-// of the file in this process bumps a generation that invalidates them too.
-// Changed files' entries are dropped, never returned. Writes patch the
-// cache instead of invalidating it (see Cache). Streams opened Immutable,
-// and all Streams from Store.Open, skip the fstat: their cache hits make no
-// system call. A Stream with NoCache reads and writes the file directly.
+// entries) and the file has not changed since. A read that misses reads the
+// file, and the Cache stores the result if it admits the range: by default
+// always; a scan-resistant Cache at the range's second read, so that a
+// one-pass scan neither pays for copies into the Cache nor evicts what is
+// read over and over (see Cache).
+// Before each Read or ReadAt the Stream takes one fstat and compares size
+// and modification time with those under which the entries were read, and
+// a write through any Stream of the file in this process bumps a generation
+// that invalidates them too. Changed files' entries are dropped, never
+// returned. Writes patch the cache instead of invalidating it (see Cache).
+// Streams opened Immutable, and all Streams from Store.Open, skip the
+// fstat: their cache hits make no system call. A Stream with NoCache reads
+// and writes the file directly.
 //
 // Changes by another process are seen through the fstat: on Linux since
 // 6.13, a file whose times were read gets a distinct modification time at
@@ -353,7 +360,8 @@ func (s *Stream) readAt(p []byte, off int64) (n int, err error) {
 			return n, io.EOF
 		}
 		q := p[n:min(len(p), n+s.chunk)]
-		if m, ok := s.cache.Get(s.id, snap, at, q); ok {
+		m, hit, admit := s.cache.Get(s.id, snap, at, q)
+		if hit {
 			n += m
 			if m < len(q) {
 				return n, io.EOF
@@ -363,9 +371,11 @@ func (s *Stream) readAt(p []byte, off int64) (n int, err error) {
 		if !locked && !lock() {
 			return n, s.closedErr("read")
 		}
+		// A range not admitted (its first read) goes straight into q: no
+		// copy for the cache. An admitted one is stored.
 		gen := s.id.Gen() // before the read: see rangecache.Cache.Put
 		m, err := s.pread(q, at)
-		if err == nil || err == io.EOF {
+		if admit && (err == nil || err == io.EOF) {
 			s.cache.Put(s.id, snap, gen, at, len(q), q[:m])
 		}
 		n += m

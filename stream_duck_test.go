@@ -4,10 +4,14 @@ package dirstore_test
 // in its order. Duck's read() (size -1, "the rest of the file") becomes one Read
 // into a buffer larger than every file here (fullRead), so duck's cache key
 // "path:pos:-1" is (pos, fullRead) here; FILE_CACHE.get becomes StreamCached;
-// fresh_cache() becomes a new Cache per test. Duck's AsyncFileIOStream has no
-// Go twin: its tests run the operations on another goroutine, with hooks
-// registered by HookAsync where duck awaits coroutine hooks. Seven of them
-// fail in duck itself (they never open the stream); they pass here.
+// fresh_cache() becomes a new Cache per test, from NewCache: duck's
+// cache stores the result of every read, and so does that one (a Cache from
+// NewScanResistantCache stores a range at its second read:
+// stream_admission_test.go).
+// Duck's AsyncFileIOStream has no Go twin: its tests run the operations on
+// another goroutine, with hooks registered by HookAsync where duck awaits
+// coroutine hooks. Seven of them fail in duck itself (they never open the
+// stream); they pass here.
 
 import (
 	"bytes"

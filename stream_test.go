@@ -73,16 +73,18 @@ func TestStreamConformance(t *testing.T) {
 		opts func() *dirstore.StreamOptions
 	}{
 		{"default", func() *dirstore.StreamOptions { return nil }},
-		{"cache", func() *dirstore.StreamOptions { return &dirstore.StreamOptions{Cache: dirstore.NewCache(1 << 20)} }},
+		{"cache", func() *dirstore.StreamOptions {
+			return &dirstore.StreamOptions{Cache: dirstore.NewScanResistantCache(1 << 20)}
+		}},
 		{"nocache", func() *dirstore.StreamOptions { return &dirstore.StreamOptions{Cache: dirstore.NoCache} }},
 		{"chunk=7", func() *dirstore.StreamOptions {
-			return &dirstore.StreamOptions{ChunkSize: 7, Cache: dirstore.NewCache(1 << 20)}
+			return &dirstore.StreamOptions{ChunkSize: 7, Cache: dirstore.NewScanResistantCache(1 << 20)}
 		}},
 		{"tinycache", func() *dirstore.StreamOptions {
-			return &dirstore.StreamOptions{ChunkSize: 100, Cache: dirstore.NewCache(1000)}
+			return &dirstore.StreamOptions{ChunkSize: 100, Cache: dirstore.NewScanResistantCache(1000)}
 		}},
 		{"immutable", func() *dirstore.StreamOptions {
-			return &dirstore.StreamOptions{Immutable: true, Cache: dirstore.NewCache(1 << 20)}
+			return &dirstore.StreamOptions{Immutable: true, Cache: dirstore.NewScanResistantCache(1 << 20)}
 		}},
 	}
 	for _, k := range osKinds {
@@ -181,7 +183,7 @@ func TestStreamErrors(t *testing.T) {
 // hits and misses do (duck reads from the descriptor's stale position after
 // a hit).
 func TestStreamPositionIsOwn(t *testing.T) {
-	c := dirstore.NewCache(1 << 20)
+	c := dirstore.NewScanResistantCache(1 << 20)
 	path := writeFile(t, []byte("0123456789"))
 	warm := openStream(t, path, os.O_RDONLY, &dirstore.StreamOptions{Cache: c})
 	if _, err := warm.ReadAt(make([]byte, 3), 0); err != nil {
@@ -212,12 +214,15 @@ func TestStreamModel(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 7))
 			t.Logf("seed %d", seed)
 			path := writeFile(t, nil)
-			shared := dirstore.NewCache(int64(rng.IntN(4096) + 64))
+			// The shared cache stores ranges at their second read, or (odd
+			// seeds) at the first; the other cache does the opposite.
+			newCaches := []func(int64) *dirstore.Cache{dirstore.NewScanResistantCache, dirstore.NewCache}
+			shared := newCaches[seed%2](int64(rng.IntN(4096) + 64))
 			var streams []*dirstore.Stream
 			for i := range 4 {
 				o := &dirstore.StreamOptions{ChunkSize: []int{3, 16, 64, 1 << 20}[i], Cache: shared}
 				if i == 3 {
-					o.Cache = dirstore.NewCache(2048) // its own cache
+					o.Cache = newCaches[1-seed%2](2048) // its own cache
 				}
 				streams = append(streams, openStream(t, path, os.O_RDWR, o))
 			}
@@ -278,7 +283,7 @@ func TestStreamModel(t *testing.T) {
 // TestStreamTruncOpenSeen: opening with O_TRUNC is a change other Streams
 // see, even if a same-size rewrite keeps size and (on a coarse clock) mtime.
 func TestStreamTruncOpenSeen(t *testing.T) {
-	c := dirstore.NewCache(1 << 20)
+	c := dirstore.NewScanResistantCache(1 << 20)
 	path := writeFile(t, []byte("aaaa"))
 	r := openStream(t, path, os.O_RDONLY, &dirstore.StreamOptions{Cache: c})
 	p := make([]byte, 4)
@@ -295,7 +300,7 @@ func TestStreamTruncOpenSeen(t *testing.T) {
 }
 
 func TestStreamAppend(t *testing.T) {
-	c := dirstore.NewCache(1 << 20)
+	c := dirstore.NewScanResistantCache(1 << 20)
 	path := writeFile(t, []byte("ab"))
 	r := openStream(t, path, os.O_RDONLY, &dirstore.StreamOptions{Cache: c})
 	a := openStream(t, path, os.O_WRONLY|os.O_APPEND, &dirstore.StreamOptions{Cache: c})
@@ -324,7 +329,7 @@ func TestStreamAppend(t *testing.T) {
 // write and even close the stream they are called for.
 func TestStreamHooksUseStream(t *testing.T) {
 	path := writeFile(t, []byte("0123456789"))
-	s := openStream(t, path, os.O_RDWR, &dirstore.StreamOptions{Cache: dirstore.NewCache(1 << 20)})
+	s := openStream(t, path, os.O_RDWR, &dirstore.StreamOptions{Cache: dirstore.NewScanResistantCache(1 << 20)})
 	var mu sync.Mutex // the async hook's reads fire the sync hooks too
 	var inner []string
 	add := func(s string) { mu.Lock(); inner = append(inner, s); mu.Unlock() }
@@ -378,7 +383,7 @@ func TestStreamHooksUseStream(t *testing.T) {
 // for all of them, in order.
 func TestStreamAsyncHooksNeverLost(t *testing.T) {
 	path := writeFile(t, bytes.Repeat([]byte("x"), 1000))
-	s := openStream(t, path, os.O_RDONLY, &dirstore.StreamOptions{Cache: dirstore.NewCache(1 << 20)})
+	s := openStream(t, path, os.O_RDONLY, &dirstore.StreamOptions{Cache: dirstore.NewScanResistantCache(1 << 20)})
 	var got []int
 	var mu sync.Mutex
 	for h := range 2 {
@@ -408,17 +413,25 @@ func TestStreamAsyncHooksNeverLost(t *testing.T) {
 }
 
 func TestStreamCacheBudget(t *testing.T) {
+	for _, newCache := range []func(int64) *dirstore.Cache{dirstore.NewScanResistantCache, dirstore.NewCache} {
+		testStreamCacheBudget(t, newCache(3000))
+	}
+}
+
+func testStreamCacheBudget(t *testing.T, c *dirstore.Cache) {
 	content := make([]byte, 1<<16)
 	for i := range content {
 		content[i] = byte(i * 7)
 	}
 	path := writeFile(t, content)
-	c := dirstore.NewCache(3000)
 	s := openStream(t, path, os.O_RDWR, &dirstore.StreamOptions{Cache: c, ChunkSize: 4096})
 	rng := rand.New(rand.NewPCG(1, 2))
-	for range 2000 {
+	for i := range 2000 {
 		off := rng.IntN(len(content))
 		n := rng.IntN(1500) + 1
+		if i%2 == 0 { // ranges read again, which a scan-resistant Cache stores too
+			off, n = rng.IntN(8)*300, 300*(rng.IntN(3)+1)
+		}
 		p := make([]byte, n)
 		m, _ := s.ReadAt(p, int64(off))
 		if !bytes.Equal(p[:m], content[off:off+m]) {
@@ -431,10 +444,14 @@ func TestStreamCacheBudget(t *testing.T) {
 			t.Fatalf("cache holds %d bytes, budget %d", st.Bytes, st.MaxBytes)
 		}
 	}
-	before := c.Stats()
-	s.ReadAt(make([]byte, 4000), 0) // one entry of 4000 > budget
-	if after := c.Stats(); after.Entries > before.Entries+0 && after.Bytes > after.MaxBytes {
-		t.Fatalf("stats %+v", after)
+	if st := c.Stats(); st.Evictions == 0 {
+		t.Fatalf("the budget was never reached: %+v", st)
+	}
+	for range 2 {
+		s.ReadAt(make([]byte, 4000), 0) // one entry of 4000 > budget
+	}
+	if st := c.Stats(); st.Bytes > st.MaxBytes {
+		t.Fatalf("stats %+v", st)
 	}
 	if _, ok := dirstore.StreamCached(s, 0, 4000); ok {
 		t.Fatal("an entry larger than the budget was cached")
@@ -449,7 +466,7 @@ func TestStreamNoIdentLeak(t *testing.T) {
 	// may reuse, must not count.
 	dirstore.DefaultCache().Purge()
 	dir := t.TempDir()
-	c := dirstore.NewCache(1 << 20)
+	c := dirstore.NewScanResistantCache(1 << 20)
 	var paths []string
 	for i := range 20 {
 		path := filepath.Join(dir, strconv.Itoa(i))
@@ -460,6 +477,7 @@ func TestStreamNoIdentLeak(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.ReadAt(make([]byte, 4), 0)
+		s.ReadAt(make([]byte, 4), 0) // the second read stores the range
 		s.Close()
 	}
 	if n := dirstore.StreamFilesTracked(paths...); n != len(paths) {
@@ -471,7 +489,7 @@ func TestStreamNoIdentLeak(t *testing.T) {
 	}
 
 	func() {
-		s, err := dirstore.OpenStream(paths[1], os.O_RDONLY, 0, &dirstore.StreamOptions{Cache: dirstore.NewCache(1 << 20)})
+		s, err := dirstore.OpenStream(paths[1], os.O_RDONLY, 0, &dirstore.StreamOptions{Cache: dirstore.NewScanResistantCache(1 << 20)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -560,8 +578,10 @@ func TestStreamStoreOldVersion(t *testing.T) {
 				}
 				return p[:n]
 			}
-			if !bytes.Equal(readAll(old), v1) { // cached now
-				t.Fatal("old stream: wrong bytes")
+			for range 2 { // the second read stores the range
+				if !bytes.Equal(readAll(old), v1) {
+					t.Fatal("old stream: wrong bytes")
+				}
 			}
 			s.Set("k", v2)
 			if err := s.Sync(); err != nil { // removes v1's file
@@ -607,7 +627,7 @@ func TestStreamStoreCorrupt(t *testing.T) {
 	b, _ := os.ReadFile(path)
 	b[100] ^= 1
 	os.WriteFile(path, b, 0o600)
-	for _, c := range []*dirstore.Cache{dirstore.NoCache, dirstore.NewCache(1 << 20)} {
+	for _, c := range []*dirstore.Cache{dirstore.NoCache, dirstore.NewScanResistantCache(1 << 20)} {
 		st, err := s.OpenStream("k", &dirstore.StreamOptions{Cache: c, ChunkSize: 1000})
 		if err != nil {
 			t.Fatal(err)
@@ -750,7 +770,7 @@ func TestStreamTwoProcesses(t *testing.T) {
 	defer cmd.Wait()
 	defer toChild.Close()
 
-	c := dirstore.NewCache(1 << 20)
+	c := dirstore.NewScanResistantCache(1 << 20)
 	s := openStream(t, path, os.O_RDONLY, &dirstore.StreamOptions{Cache: c, ChunkSize: 1024})
 	check := func(round int, want uint64) {
 		t.Helper()
@@ -761,7 +781,8 @@ func TestStreamTwoProcesses(t *testing.T) {
 				t.Fatalf("round %d: %s returned bytes of version %d, want %d (stale)", round, how, binary.LittleEndian.Uint64(got), want)
 			}
 		}
-		// Each twice: the second is a cache hit.
+		// Each twice: the second is a cache hit (in round 0, where every
+		// read is a first one, it stores the range instead).
 		for range 2 {
 			if n, err := s.ReadAt(p, 0); n != twoProcSize || err != nil {
 				t.Fatalf("ReadAt = %d, %v", n, err)
@@ -836,7 +857,7 @@ func twoProcWriter(path string) {
 func TestStreamStress(t *testing.T) {
 	const size, block = 1 << 15, 64
 	path := writeFile(t, make([]byte, size))
-	shared := dirstore.NewCache(16 << 10) // small: evictions all along
+	shared := dirstore.NewScanResistantCache(16 << 10) // small: evictions all along
 	own := dirstore.NewCache(1 << 20)
 	opts := []*dirstore.StreamOptions{
 		{Cache: shared, ChunkSize: 4096},
@@ -949,26 +970,40 @@ func TestStreamHitAllocs(t *testing.T) {
 	}
 	path := writeFile(t, make([]byte, 1<<20))
 	for _, o := range []*dirstore.StreamOptions{
-		{Immutable: true, Cache: dirstore.NewCache(1 << 20)},
-		{Cache: dirstore.NewCache(1 << 20)},
+		{Immutable: true, Cache: dirstore.NewScanResistantCache(1 << 20)},
+		{Cache: dirstore.NewScanResistantCache(1 << 20)},
 	} {
 		s := openStream(t, path, os.O_RDONLY, o)
 		p := make([]byte, 4096)
 		s.ReadAt(p, 0)
+		s.ReadAt(p, 0) // stored now
 		if n := testing.AllocsPerRun(100, func() { s.ReadAt(p, 0) }); n != 0 {
 			t.Errorf("Immutable=%t: %v allocations per hit", o.Immutable, n)
 		}
 		if n := testing.AllocsPerRun(100, func() { s.Seek(0, io.SeekStart); s.Read(p) }); n != 0 {
 			t.Errorf("Immutable=%t: %v allocations per Read hit", o.Immutable, n)
 		}
-		small := openStream(t, path, os.O_RDONLY, &dirstore.StreamOptions{Immutable: o.Immutable, Cache: dirstore.NewCache(64 << 10)})
-		off := int64(0)
-		miss := func() { small.ReadAt(p, off); off = (off + 4096) % (1 << 20) }
-		for range 64 {
-			miss()
-		}
-		if n := testing.AllocsPerRun(100, miss); n > 1 {
-			t.Errorf("Immutable=%t: %v allocations per miss", o.Immutable, n)
+		// A miss that stores its range (every miss, for a first-read
+		// cache), and one that does not (a first read).
+		for _, k := range []struct {
+			c    *dirstore.Cache
+			most float64
+		}{
+			{dirstore.NewCache(64 << 10), 1},
+			{dirstore.NewScanResistantCache(64 << 10), 0},
+		} {
+			small := openStream(t, path, os.O_RDONLY, &dirstore.StreamOptions{Immutable: o.Immutable, Cache: k.c})
+			off := int64(0)
+			miss := func() { small.ReadAt(p, off); off = (off + 4096) % (1 << 20) }
+			for range 512 {
+				miss()
+			}
+			if n := testing.AllocsPerRun(100, miss); n > k.most {
+				t.Errorf("Immutable=%t: %v allocations per miss, want at most %v", o.Immutable, n, k.most)
+			}
+			if st := k.c.Stats(); st.Hits != 0 || (st.Admitted == 0) != (k.most == 0) {
+				t.Errorf("Immutable=%t: not the misses meant: %+v", o.Immutable, st)
+			}
 		}
 	}
 }

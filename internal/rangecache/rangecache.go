@@ -23,11 +23,29 @@
 // spliced into it, an entry overlapping only partly is dropped, and the
 // others stay valid. The written slice becomes an entry of its own.
 //
+// # Admission
+//
+// A cache that stores every miss pays for a copy on every miss, and lets a
+// single pass over a large file (a scan) push out everything else. Under
+// AdmitReused, a Get that misses a range not asked for recently only
+// records its key as a ghost and tells its caller not to store the result:
+// the caller reads straight into its own buffer, and a miss costs about
+// the read. A range asked for again while its ghost is remembered is
+// admitted: the miss tells the caller to Put the result. Ghosts carry no
+// data (8 bytes each, in a table of two per 4 KiB of the budget); they are
+// forgotten oldest first, once the ranges they stand for add up to more
+// than the budget, or earlier when ranges much smaller than 4 KiB fill the
+// table: a range must come back within about one budget's worth of other
+// misses to be admitted. An entry that leaves the cache (evicted to
+// make room, or dropped because its file changed) leaves a ghost, so a
+// range that was in the cache is admitted again at its next miss. Under
+// AdmitAll every miss is admitted and no ghost is kept.
+//
 // # Budget
 //
 // The cache never holds more than its budget of bytes (entries' data; the
-// bookkeeping is not counted). A result larger than the budget is not
-// cached; empty results are not cached.
+// bookkeeping, ghosts included, is not counted). A result larger than the
+// budget is not cached; empty results are not cached.
 //
 // # Memory
 //
@@ -108,10 +126,23 @@ type fileRec struct {
 	maxLen  int64 // longest key.n ever indexed
 }
 
+// Admission says which misses a Cache admits: whose results Get asks its
+// caller to Put.
+type Admission uint8
+
+const (
+	// AdmitReused admits a range at its second miss within the ghosts'
+	// memory (see the package comment).
+	AdmitReused Admission = iota
+	// AdmitAll admits every miss.
+	AdmitAll
+)
+
 // Stats counts a Cache's activity since it was made.
 type Stats struct {
 	Hits      int64 // lookups served
 	Misses    int64 // lookups not served, stale ones included
+	Admitted  int64 // results stored by Put
 	Evictions int64 // entries removed to keep within the budget
 	Stale     int64 // entries dropped because their file changed
 	Entries   int64 // entries held now
@@ -121,7 +152,8 @@ type Stats struct {
 
 // Cache is an LRU cache of file ranges with a budget in bytes.
 type Cache struct {
-	max int64
+	max   int64
+	admit Admission
 
 	mu    sync.Mutex
 	lru   *simplelru.LRU[key, *entry]
@@ -133,16 +165,20 @@ type Cache struct {
 	freeBytes int
 	maxFree   int
 	spare     []*entry // recycled entries
+
+	ghosts ghosts
 }
 
-// New returns a Cache that holds at most maxBytes bytes of data.
-func New(maxBytes int64) *Cache {
+// New returns a Cache that holds at most maxBytes bytes of data and admits
+// misses as a says.
+func New(maxBytes int64, a Admission) *Cache {
 	l, err := simplelru.NewLRU[key, *entry](math.MaxInt, nil)
 	if err != nil {
 		panic(err) // only for a size <= 0
 	}
-	c := &Cache{max: max(maxBytes, 0), lru: l, files: make(map[*Ident]*fileRec), free: make(map[int][][]byte)}
+	c := &Cache{max: max(maxBytes, 0), admit: a, lru: l, files: make(map[*Ident]*fileRec), free: make(map[int][][]byte)}
 	c.maxFree = int(max(minFree, min(c.max/8, math.MaxInt32)))
+	c.ghosts = newGhosts(c.max, int(min(max(c.max/ghostPer, minGhosts), maxGhosts)))
 	return c
 }
 
@@ -150,30 +186,34 @@ func New(maxBytes int64) *Cache {
 func (c *Cache) MaxBytes() int64 { return c.max }
 
 // Get copies the cached result of reading len(p) bytes at off into p and
-// returns its length, which is short only where the file ended. ok is false
-// on a miss. snap is the file's Snapshot taken for this read call (zero for
-// files that never change); if the file's record does not match it and the
-// Ident's generation, every entry of the file is dropped.
-func (c *Cache) Get(id *Ident, snap Snapshot, off int64, p []byte) (n int, ok bool) {
+// returns its length, which is short only where the file ended. hit is
+// false on a miss; then admit says whether the caller should Put the
+// result of its read (see Admission). snap is the file's
+// Snapshot taken for this read call (zero for files that never change); if
+// the file's record does not match it and the Ident's generation, every
+// entry of the file is dropped.
+func (c *Cache) Get(id *Ident, snap Snapshot, off int64, p []byte) (n int, hit, admit bool) {
+	k := key{id.id, off, int64(len(p))}
 	c.mu.Lock()
-	e, ok := c.lru.Get(key{id.id, off, int64(len(p))})
+	e, ok := c.lru.Get(k)
 	if !ok {
 		c.stats.Misses++
+		admit = c.admit == AdmitAll || c.ghosts.seen(k)
 		c.mu.Unlock()
-		return 0, false
+		return 0, false, admit
 	}
 	if r := e.rec; r.snap != snap || r.gen != id.gen.Load() {
 		c.dropRecLocked(r)
 		c.stats.Misses++
 		c.mu.Unlock()
-		return 0, false
+		return 0, false, true // it was in the cache: reused
 	}
 	c.stats.Hits++
 	data := e.data
 	if len(data) <= SmallEntry {
 		n = copy(p, data)
 		c.mu.Unlock()
-		return n, true
+		return n, true, false
 	}
 	e.readers++
 	c.mu.Unlock()
@@ -184,7 +224,7 @@ func (c *Cache) Get(id *Ident, snap Snapshot, off int64, p []byte) (n int, ok bo
 		c.spareLocked(e)
 	}
 	c.mu.Unlock()
-	return n, true
+	return n, true, false
 }
 
 // Put stores data, the result of reading n bytes at off (shorter than n if
@@ -224,6 +264,7 @@ func (c *Cache) Put(id *Ident, snap Snapshot, gen uint64, off int64, n int, data
 		r = c.newRecLocked(id, snap, gen)
 	}
 	c.addLocked(r, key{id.id, off, int64(n)}, buf)
+	c.stats.Admitted++
 	c.evictLocked()
 }
 
@@ -284,13 +325,22 @@ func (c *Cache) Peek(id *Ident, off int64, n int) ([]byte, bool) {
 	return append([]byte{}, e.data...), true // a large entry's data is never modified: safe
 }
 
-// Purge drops every entry.
+// Purge drops every entry, and forgets every ghost.
 func (c *Cache) Purge() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, r := range c.files {
 		c.dropRecLocked(r)
 	}
+	c.ghosts.reset()
+}
+
+// Ghosted reports whether the cache remembers a miss of (off, n) of the
+// file as a ghost. It is for tests.
+func (c *Cache) Ghosted(id *Ident, off int64, n int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ghosts.has(key{id.id, off, int64(n)})
 }
 
 // Stats returns the counters.
@@ -408,11 +458,14 @@ func (c *Cache) setDataLocked(e *entry, data []byte) {
 	e.rec.maxLen = max(e.rec.maxLen, e.key.n)
 }
 
-// removeLocked removes e from the LRU and from its record, and forgets the
-// record when it is empty.
+// removeLocked removes e from the LRU and from its record, forgets the
+// record when it is empty, and leaves a ghost of e (under AdmitReused).
 func (c *Cache) removeLocked(e *entry, fromLRU bool) {
 	if fromLRU {
 		c.lru.Remove(e.key)
+	}
+	if c.admit == AdmitReused {
+		c.ghosts.add(e.key)
 	}
 	r := e.rec
 	if r.indexed {
@@ -486,25 +539,25 @@ func (c *Cache) spareLocked(e *entry) {
 
 // makeRoomLocked evicts until n more bytes fit in the budget.
 func (c *Cache) makeRoomLocked(n int) {
-	for c.bytes+int64(n) > c.max {
-		_, e, ok := c.lru.RemoveOldest()
-		if !ok {
-			return
-		}
-		c.removeLocked(e, false)
-		c.stats.Evictions++
+	for c.bytes+int64(n) > c.max && c.evictOldestLocked() {
 	}
 }
 
 func (c *Cache) evictLocked() {
-	for c.bytes > c.max {
-		_, e, ok := c.lru.RemoveOldest()
-		if !ok {
-			return
-		}
-		c.removeLocked(e, false)
-		c.stats.Evictions++
+	for c.bytes > c.max && c.evictOldestLocked() {
 	}
+}
+
+// evictOldestLocked evicts the least recently used entry, which leaves a
+// ghost. It reports false if there was none.
+func (c *Cache) evictOldestLocked() bool {
+	_, e, ok := c.lru.RemoveOldest()
+	if !ok {
+		return false
+	}
+	c.removeLocked(e, false)
+	c.stats.Evictions++
+	return true
 }
 
 // patchLocked applies a write of data at w to r's entries.

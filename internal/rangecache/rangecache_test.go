@@ -17,12 +17,12 @@ func newIdent(t *testing.T) *Ident {
 
 func get(c *Cache, id *Ident, snap Snapshot, off int64, n int) (string, bool) {
 	p := make([]byte, n)
-	m, ok := c.Get(id, snap, off, p)
+	m, ok, _ := c.Get(id, snap, off, p)
 	return string(p[:m]), ok
 }
 
 func TestCacheGetPut(t *testing.T) {
-	c := New(1 << 10)
+	c := New(1<<10, AdmitAll)
 	id := newIdent(t)
 	snap := Snapshot{Size: 8, Mtime: 1}
 	if _, ok := get(c, id, snap, 0, 4); ok {
@@ -46,7 +46,7 @@ func TestCacheGetPut(t *testing.T) {
 }
 
 func TestCacheStaleDropped(t *testing.T) {
-	c := New(1 << 10)
+	c := New(1<<10, AdmitAll)
 	id := newIdent(t)
 	snap := Snapshot{Size: 8, Mtime: 1}
 	c.Put(id, snap, id.Gen(), 0, 4, []byte("abcd"))
@@ -66,7 +66,7 @@ func TestCacheStaleDropped(t *testing.T) {
 }
 
 func TestCachePutAfterWriteDiscarded(t *testing.T) {
-	c := New(1 << 10)
+	c := New(1<<10, AdmitAll)
 	id := newIdent(t)
 	snap := Snapshot{Size: 4}
 	gen := id.Gen() // a reader loads the generation, then reads...
@@ -78,7 +78,7 @@ func TestCachePutAfterWriteDiscarded(t *testing.T) {
 }
 
 func TestCacheBudget(t *testing.T) {
-	c := New(10)
+	c := New(10, AdmitAll)
 	id := newIdent(t)
 	snap := Snapshot{Size: 100}
 	c.Put(id, snap, 0, 0, 11, bytes.Repeat([]byte("x"), 11))
@@ -126,7 +126,7 @@ func TestCacheIdentLifetime(t *testing.T) {
 		t.Fatal("two Idents for one key")
 	}
 	num := id.id
-	c := New(1 << 10)
+	c := New(1<<10, AdmitAll)
 	c.Put(id, Snapshot{}, 0, 0, 1, []byte("a"))
 	id = nil
 	runtime.GC()
@@ -142,7 +142,7 @@ func TestCacheIdentLifetime(t *testing.T) {
 
 	// A cache dropped without Purge does not keep its files registered.
 	k2 := IdentKey{Space: NewSpace(), Name: "y"}
-	New(1<<10).Put(Acquire(k2), Snapshot{}, 0, 0, 1, []byte("a"))
+	New(1<<10, AdmitAll).Put(Acquire(k2), Snapshot{}, 0, 0, 1, []byte("a"))
 	collected(t, k2)
 }
 
@@ -173,7 +173,7 @@ func TestCacheWriteRules(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := New(1 << 10)
+			c := New(1<<10, AdmitAll)
 			id := newIdent(t)
 			pre, post := Snapshot{Size: 8, Mtime: 1}, Snapshot{Size: 99, Mtime: 2}
 			for _, e := range tc.ents {
@@ -201,7 +201,7 @@ func TestCacheWriteRules(t *testing.T) {
 }
 
 func TestCacheWriteOnStaleRecordDrops(t *testing.T) {
-	c := New(1 << 10)
+	c := New(1<<10, AdmitAll)
 	id := newIdent(t)
 	old := Snapshot{Size: 8, Mtime: 1}
 	c.Put(id, old, id.Gen(), 0, 8, []byte("abcdefgh"))
@@ -214,12 +214,13 @@ func TestCacheWriteOnStaleRecordDrops(t *testing.T) {
 }
 
 // TestCacheModel runs random reads and writes of a file model through the cache
-// and checks every hit against the model.
+// and checks every hit against the model. Misses Put what the cache admits.
 func TestCacheModel(t *testing.T) {
-	for _, seed := range []uint64{1, 2, 3, 4, 5} {
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3, 4, 5, 6} {
+		a := []Admission{AdmitReused, AdmitAll}[seed%2]
+		t.Run(fmt.Sprintf("seed=%d,admit=%d", seed, a), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 0))
-			c := New(int64(rng.IntN(512) + 16))
+			c := New(int64(rng.IntN(512)+16), a)
 			id := newIdent(t)
 			file := []byte{}
 			mtime := int64(0)
@@ -252,19 +253,25 @@ func TestCacheModel(t *testing.T) {
 						mtime++
 					}
 				default:
+					if rng.IntN(2) == 0 { // a range read over and over
+						off, n = int64(rng.IntN(4))*8, 8
+					}
 					p := make([]byte, n)
 					s := snap()
-					if m, ok := c.Get(id, s, off, p); ok {
+					if m, ok, admit := c.Get(id, s, off, p); ok {
 						if want := read(off, n); !bytes.Equal(p[:m], want) {
 							t.Fatalf("op %d: Get(%d, %d) = %q, want %q", i, off, n, p[:m], want)
 						}
-					} else {
+					} else if admit {
 						c.Put(id, s, id.Gen(), off, n, read(off, n))
 					}
 				}
 				if st := c.Stats(); st.Bytes > st.MaxBytes {
 					t.Fatalf("op %d: %d bytes held, budget %d", i, st.Bytes, st.MaxBytes)
 				}
+			}
+			if st := c.Stats(); st.Hits == 0 || st.Admitted == 0 {
+				t.Fatalf("the cache was not exercised: %+v", st)
 			}
 			c.Purge()
 		})
@@ -276,7 +283,7 @@ func TestCacheModel(t *testing.T) {
 // recycled under a lookup would show as torn data, or as a race.
 func TestCacheLargeEntriesRecycled(t *testing.T) {
 	const size = SmallEntry + 1000
-	c := New(4 * size)
+	c := New(4*size, AdmitReused) // ghosts too, under -race
 	id := Acquire(IdentKey{Space: NewSpace(), Name: t.Name()})
 	uniform := func(b []byte) bool { return bytes.Count(b, b[:1]) == len(b) }
 	var wg sync.WaitGroup
@@ -299,7 +306,7 @@ func TestCacheLargeEntriesRecycled(t *testing.T) {
 					// Replaces every byte of the entries it covers: they stay uniform.
 					c.Write(id, Snapshot{}, Snapshot{}, id.Bump(), off, bytes.Repeat([]byte{byte(i)}, size), rng.IntN(2) == 0)
 				default:
-					if n, ok := c.Get(id, Snapshot{}, off, p); ok && (n != size || !uniform(p)) {
+					if n, ok, _ := c.Get(id, Snapshot{}, off, p); ok && (n != size || !uniform(p)) {
 						t.Errorf("torn read at %d: %d bytes", off, n)
 						return
 					}
@@ -318,7 +325,7 @@ func TestCacheLargeEntriesRecycled(t *testing.T) {
 // TestCachePutTwice: two Puts of one key (two readers that missed at once)
 // leave one entry, counted once.
 func TestCachePutTwice(t *testing.T) {
-	c := New(1 << 10)
+	c := New(1<<10, AdmitAll)
 	id := Acquire(IdentKey{Space: NewSpace(), Name: t.Name()})
 	c.Put(id, Snapshot{}, 0, 0, 4, []byte("abcd"))
 	c.Put(id, Snapshot{}, 0, 0, 4, []byte("abcd"))
@@ -329,5 +336,298 @@ func TestCachePutTwice(t *testing.T) {
 	c.Purge()
 	if st := c.Stats(); st.Entries != 0 || st.Bytes != 0 || len(c.files) != 0 {
 		t.Fatalf("after Purge: %+v, %d files", st, len(c.files))
+	}
+}
+
+// miss is what a reader does: Get, and Put the result if admitted. It
+// returns whether the Get hit and whether it admitted.
+func miss(c *Cache, id *Ident, off int64, data string) (hit, admit bool) {
+	p := make([]byte, len(data))
+	_, hit, admit = c.Get(id, Snapshot{}, off, p)
+	if !hit && admit {
+		c.Put(id, Snapshot{}, id.Gen(), off, len(data), []byte(data))
+	}
+	return hit, admit
+}
+
+// TestCacheAdmission: under AdmitReused a range's first miss is only
+// remembered, its second is stored, its third hits; under AdmitAll the
+// first is stored and no ghost is kept.
+func TestCacheAdmission(t *testing.T) {
+	c := New(1<<10, AdmitReused)
+	id := newIdent(t)
+	for i, want := range []struct{ hit, admit bool }{{false, false}, {false, true}, {true, false}} {
+		if hit, admit := miss(c, id, 0, "abcd"); hit != want.hit || admit != want.admit {
+			t.Fatalf("read %d: hit %v, admit %v; want %v, %v", i+1, hit, admit, want.hit, want.admit)
+		}
+		if i == 0 {
+			if !c.Ghosted(id, 0, 4) {
+				t.Fatal("no ghost after the first miss")
+			}
+			if st := c.Stats(); st.Entries != 0 || st.Bytes != 0 || st.Admitted != 0 {
+				t.Fatalf("after the first miss: %+v", st)
+			}
+		}
+	}
+	if st := c.Stats(); st.Hits != 1 || st.Misses != 2 || st.Admitted != 1 || st.Entries != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	// Another length at the same offset is another range.
+	if _, admit := miss(c, id, 0, "abc"); admit {
+		t.Fatal("a first read of another length was admitted")
+	}
+
+	all := New(1<<10, AdmitAll)
+	if hit, admit := miss(all, id, 0, "abcd"); hit || !admit {
+		t.Fatalf("AdmitAll, first read: hit %v, admit %v", hit, admit)
+	}
+	if hit, _ := miss(all, id, 0, "abcd"); !hit {
+		t.Fatal("AdmitAll, second read missed")
+	}
+	all.Purge()
+	miss(all, id, 0, "abcd")
+	all.Purge()
+	if all.Ghosted(id, 0, 4) || all.ghosts.table != nil {
+		t.Fatal("AdmitAll keeps ghosts")
+	}
+}
+
+// TestCacheGhostsForgotten: ghosts go oldest first once the ranges they
+// stand for add up to more than the budget; a range larger than the budget
+// leaves none; Purge forgets them all.
+func TestCacheGhostsForgotten(t *testing.T) {
+	c := New(16, AdmitReused)
+	id := newIdent(t)
+	for off := range int64(4) { // 4 ghosts of 4 bytes: the budget
+		miss(c, id, off*4, "abcd")
+	}
+	for off := range int64(4) {
+		if !c.Ghosted(id, off*4, 4) {
+			t.Fatalf("ghost %d forgotten within the budget", off)
+		}
+	}
+	miss(c, id, 16, "abcd") // the oldest goes
+	if c.Ghosted(id, 0, 4) || !c.Ghosted(id, 4, 4) || !c.Ghosted(id, 16, 4) {
+		t.Fatal("not the oldest ghost forgotten")
+	}
+	if _, admit := miss(c, id, 0, "abcd"); admit {
+		t.Fatal("a range read again after a budget's worth of misses was admitted")
+	}
+	if _, admit := miss(c, id, 16, "abcd"); !admit {
+		t.Fatal("a range read again soon was not admitted")
+	}
+	miss(c, id, 100, "0123456789abcdefg") // 17 bytes > budget
+	if c.Ghosted(id, 100, 17) {
+		t.Fatal("a ghost for a range larger than the budget")
+	}
+	c.Purge()
+	if _, admit := miss(c, id, 8, "abcd"); admit {
+		t.Fatal("a ghost survived Purge")
+	}
+
+	// The memory is bounded too: many small ranges in a large budget fill
+	// the table, and the oldest go first.
+	big := New(1<<30, AdmitReused)
+	const many = 1 << 20
+	for off := range int64(many) {
+		miss(big, id, off, "a")
+	}
+	if n := len(big.ghosts.table); n != 2*big.ghosts.maxCount {
+		t.Fatalf("a table of %d ghosts for %d", n, big.ghosts.maxCount)
+	}
+	if big.Ghosted(id, 0, 1) {
+		t.Fatal("the oldest of many small ghosts is remembered")
+	}
+	for off := int64(many - 64); off < many; off++ {
+		if !big.Ghosted(id, off, 1) {
+			t.Fatalf("ghost %d of the 64 most recent forgotten", off)
+		}
+	}
+}
+
+// TestCacheLeavingLeavesGhost: an entry evicted, or dropped as stale, is
+// admitted again at its next miss.
+func TestCacheLeavingLeavesGhost(t *testing.T) {
+	c := New(8, AdmitReused)
+	id := newIdent(t)
+	for _, off := range []int64{0, 4, 0, 4} { // both stored
+		miss(c, id, off, "abcd")
+	}
+	for _, off := range []int64{8, 8} { // stored, evicting 0
+		miss(c, id, off, "ijkl")
+	}
+	if _, ok := c.Peek(id, 0, 4); ok {
+		t.Fatal("not evicted")
+	}
+	if hit, admit := miss(c, id, 0, "abcd"); hit || !admit {
+		t.Fatalf("an evicted range's next miss: hit %v, admit %v", hit, admit)
+	}
+
+	// Stale: a lookup under another snapshot drops the file's entries.
+	s := New(1<<10, AdmitReused)
+	p := make([]byte, 4)
+	for range 2 {
+		if _, _, admit := s.Get(id, Snapshot{Size: 8, Mtime: 1}, 0, p); admit {
+			s.Put(id, Snapshot{Size: 8, Mtime: 1}, id.Gen(), 0, 4, []byte("abcd"))
+		}
+	}
+	s.Put(id, Snapshot{Size: 8, Mtime: 1}, id.Gen(), 4, 4, []byte("efgh"))
+	if _, hit, admit := s.Get(id, Snapshot{Size: 8, Mtime: 2}, 0, p); hit || !admit {
+		t.Fatalf("a stale hit: hit %v, admit %v", hit, admit)
+	}
+	if _, hit, admit := s.Get(id, Snapshot{Size: 8, Mtime: 2}, 4, p); hit || !admit {
+		t.Fatalf("the next miss of another stale entry: hit %v, admit %v", hit, admit)
+	}
+}
+
+// TestCacheScanKeepsHot: a scan of ranges read once, many times the
+// budget, evicts none of the ranges read over and over.
+func TestCacheScanKeepsHot(t *testing.T) {
+	c := New(64, AdmitReused)
+	id := newIdent(t)
+	hot := []int64{0, 4, 8, 12}
+	for range 2 {
+		for _, off := range hot {
+			miss(c, id, off, "abcd")
+		}
+	}
+	for off := int64(1000); off < 1000+100*64; off += 4 {
+		if hit, admit := miss(c, id, off, "scan"); hit || admit {
+			t.Fatalf("scan read at %d: hit %v, admit %v", off, hit, admit)
+		}
+	}
+	for _, off := range hot {
+		if hit, _ := miss(c, id, off, "abcd"); !hit {
+			t.Fatalf("hot range %d evicted by a scan", off)
+		}
+	}
+	if st := c.Stats(); st.Evictions != 0 || st.Admitted != 4 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestCacheMissAllocs: a miss that is not admitted allocates nothing once
+// the ghosts are at their limit.
+func TestCacheMissAllocs(t *testing.T) {
+	if testing.CoverMode() != "" {
+		t.Skip("coverage instrumentation allocates")
+	}
+	c := New(64<<10, AdmitReused)
+	id := newIdent(t)
+	p := make([]byte, 4096)
+	off := int64(0)
+	f := func() {
+		if _, hit, admit := c.Get(id, Snapshot{}, off, p); hit || admit {
+			t.Fatal("not a first miss")
+		}
+		off += 4096
+	}
+	for range 1000 {
+		f()
+	}
+	if n := testing.AllocsPerRun(1000, f); n != 0 {
+		t.Fatalf("%v allocations per miss", n)
+	}
+}
+
+// TestGhostsModel runs random ghost operations against a model (the keys
+// with their stamps, in a slice) in a table too large for any bucket to
+// overflow, and checks every key's membership as it goes.
+func TestGhostsModel(t *testing.T) {
+	for seed := range uint64(4) {
+		rng := rand.New(rand.NewPCG(seed, 3))
+		g := newGhosts(int64(rng.IntN(2000)+500), 4096)
+		type ghost struct {
+			k     key
+			stamp uint64
+		}
+		var model []ghost
+		clock := uint64(0)
+		universe := make([]key, 300)
+		for i := range universe {
+			universe[i] = key{uint64(rng.IntN(3)), int64(rng.IntN(1 << 20)), int64(rng.IntN(40) + 1)}
+		}
+		universe = append(universe, key{1, 0, 1 << 20}) // larger than the budget
+		inModel := func(k key) bool {
+			for _, m := range model {
+				if m.k == k && clock-m.stamp <= uint64(g.maxBytes) {
+					return true
+				}
+			}
+			return false
+		}
+		for i := range 20000 {
+			k := universe[rng.IntN(len(universe))]
+			switch op := rng.IntN(100); {
+			case op == 0:
+				g.reset()
+				model, clock = nil, 0
+			default:
+				was := inModel(k)
+				if op%2 == 0 {
+					if got := g.seen(k); got != was {
+						t.Fatalf("seed %d, op %d: seen(%v) = %v, want %v", seed, i, k, got, was)
+					}
+				} else {
+					g.add(k)
+				}
+				if !was && k.n <= g.maxBytes {
+					model = append(model, ghost{k, clock})
+					clock += uint64(k.n)
+				}
+			}
+			if i%97 == 0 {
+				for _, u := range universe {
+					if g.has(u) != inModel(u) {
+						t.Fatalf("seed %d, op %d: has(%v) = %v", seed, i, u, g.has(u))
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestGhostsBucketOverflow: a bucket holds 8 ghosts; a ninth takes a
+// forgotten ghost's slot if there is one, or else the oldest ghost's.
+func TestGhostsBucketOverflow(t *testing.T) {
+	g := newGhosts(16, minGhosts)
+	g.seen(key{0, 0, 1}) // makes the table; clock 1
+	buckets := uint64(len(g.table) / ways)
+	home := (key{0, 0, 1}).hash() % buckets
+	var same, others []key // keys of that bucket, and of others
+	for off := int64(0); len(same) < ways+2 || len(others) < 2; off++ {
+		if k := (key{0, off, 1}); k.hash()%buckets == home {
+			same = append(same, k)
+		} else {
+			others = append(others, k)
+		}
+	}
+	g.seen(key{others[0].id, others[0].off, 8}) // clock 9
+	for _, k := range same[1:ways] {            // slots 1 to 7; clock 16
+		g.seen(k)
+	}
+	for _, k := range same[:ways] {
+		if !g.has(k) {
+			t.Fatalf("a full bucket lost ghost %v", k)
+		}
+	}
+	g.seen(others[1]) // clock 17: same[0] is forgotten
+	if g.has(same[0]) {
+		t.Fatal("a ghost outlived the budget")
+	}
+	g.seen(same[ways]) // into slot 0, the forgotten ghost's
+	for _, k := range same[1 : ways+1] {
+		if !g.has(k) {
+			t.Fatalf("ghost %v lost", k)
+		}
+	}
+	g.seen(same[ways+1]) // the bucket is full: takes same[1]'s slot, 1
+	if g.has(same[1]) {
+		t.Fatal("the oldest ghost of an overflowing bucket is remembered")
+	}
+	for _, k := range same[2:] {
+		if !g.has(k) {
+			t.Fatalf("ghost %v lost, not the oldest", k)
+		}
 	}
 }
