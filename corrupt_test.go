@@ -248,7 +248,7 @@ func checkCorrupt(t *testing.T, s *dirstore.Store, cs []*corruption, mmap bool, 
 			o    *dirstore.StreamOptions
 		}{
 			{"NoCache", &dirstore.StreamOptions{Cache: dirstore.NoCache}},
-			{"new cache, 4 KiB chunks", &dirstore.StreamOptions{Cache: dirstore.NewCache(1 << 20), ChunkSize: 4096}},
+			{"new scan-resistant cache, 4 KiB chunks", &dirstore.StreamOptions{Cache: dirstore.NewScanResistantCache(1 << 20), ChunkSize: 4096}},
 			{"warm cache", &dirstore.StreamOptions{Cache: warmCache}},
 			{"warm cache, 1000-byte chunks", &dirstore.StreamOptions{Cache: warmCache, ChunkSize: 1000}},
 			{"default cache", nil},

@@ -292,7 +292,7 @@ func runMetaHistory(t *testing.T, c metaConfig, engines []backends.Backend, ops 
 	for _, cache := range []struct {
 		name string
 		c    *dirstore.Cache
-	}{{"default cache", nil}, {"small cache", dirstore.NewCache(32 << 10)}, {"NoCache", dirstore.NoCache}} {
+	}{{"default cache", nil}, {"small scan-resistant cache", dirstore.NewScanResistantCache(32 << 10)}, {"NoCache", dirstore.NoCache}} {
 		for _, eng := range engines {
 			name := cache.name + ", default engine"
 			if eng != nil {
