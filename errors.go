@@ -28,9 +28,12 @@ var (
 	// ErrInvalidKey means a key longer than MaxKeyLen. It matches
 	// fs.ErrInvalid.
 	ErrInvalidKey error = &sentinel{"dirstore: key too long", fs.ErrInvalid}
-	// ErrFailed means an earlier fsync or manifest commit failed, so the
-	// store can no longer promise durability and refuses writes until it is
-	// reopened. Reads keep working.
+	// ErrFailed means an fsync or a manifest write failed, so the store can
+	// no longer promise durability and refuses writes until it is reopened.
+	// Reads keep working. The call that hit the failure returns an error
+	// wrapping both its cause and ErrFailed; its change may or may not be
+	// there after the reopen, whole or not at all. Later writes return
+	// ErrFailed and change nothing.
 	ErrFailed = errors.New("dirstore: store failed and refuses writes")
 )
 
