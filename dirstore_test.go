@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/dirstore/dirstore"
 )
 
@@ -550,4 +552,49 @@ func TestStressSameKey(t *testing.T) {
 		}
 	}
 	checkMapping(t, s)
+}
+
+// TestReadOnlySessionsLeaveManifestTables: a session that changes nothing
+// commits nothing, so the next Open has no log to replay and flush into a
+// new table (which compactions would then merge with all the others: Open
+// of a large store got slower with every session).
+func TestReadOnlySessionsLeaveManifestTables(t *testing.T) {
+	mem := vfs.NewMem()
+	s := openT(t, "/s", &dirstore.Options{FS: mem})
+	for i := range 100 {
+		mustSet(t, s, fmt.Sprint("k", i), []byte("v"))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tables := func() []string {
+		names, err := mem.List("/s/.dirstore/manifest")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ssts []string
+		for _, n := range names {
+			if strings.HasSuffix(n, ".sst") {
+				ssts = append(ssts, n)
+			}
+		}
+		slices.Sort(ssts)
+		return ssts
+	}
+	// The first reopen flushes what the writing session logged.
+	s = openT(t, "/s", &dirstore.Options{FS: mem})
+	s.Close()
+	before := tables()
+	for range 5 {
+		s = openT(t, "/s", &dirstore.Options{FS: mem})
+		if got := mustGet(t, s, "k7"); string(got) != "v" || s.Len() != 100 {
+			t.Fatalf("Get = %q, Len = %d", got, s.Len())
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := tables(); !slices.Equal(before, after) {
+		t.Fatalf("read-only sessions changed the manifest's tables from %q to %q", before, after)
+	}
 }

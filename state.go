@@ -99,7 +99,7 @@ func (s *Store) writeCleanState() error {
 // It also keeps the store's clean-shutdown record honest: the first change
 // of a session records the store as open (unclean) in the same commit as
 // its lease, so that a crash from then on makes the next Open recover, and
-// a session that changes nothing writes nothing to the manifest (its Open
+// a session that changes nothing commits nothing to the manifest (its Open
 // and Close leave no log for the next Open to replay and flush).
 type versionSource struct {
 	mu    sync.Mutex
