@@ -19,7 +19,8 @@ import (
 // moment nothing reaches the real file system, whose files stay as a crash
 // at that moment would have left them (pebble recovers from them at the
 // next Open). Pebble itself never sees the failure and goes on in memory
-// until it is closed.
+// until it is closed; whatever it writes meanwhile (a flush, a compaction)
+// takes memory, so a failed manifest is for closing, not for long use.
 //
 // Pebble cannot go on from a failed log or MANIFEST write (it calls
 // Logger.Fatalf), retries a failed flush at once and forever (and its Open
