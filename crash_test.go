@@ -91,6 +91,74 @@ func genWorkload(rng *rand.Rand, n, nkeys, maxValue int) []workOp {
 	return ops
 }
 
+// bufPrefix starts the keys that the crash workloads keep in a Buffer.
+const bufPrefix = "buf/"
+
+// withBufferOps mixes Buffer operations into ops: Sets (which spill the
+// least recently used values to the store once the memory tier is full),
+// Gets (which move spilled values back, deleting their store copies) and
+// Deletes, on 8 keys of their own.
+func withBufferOps(rng *rand.Rand, ops []workOp, maxValue int) []workOp {
+	var out []workOp
+	live := map[string]bool{}
+	for _, o := range ops {
+		out = append(out, o)
+		if rng.IntN(4) != 0 {
+			continue
+		}
+		key := fmt.Sprintf("%s%d", bufPrefix, rng.IntN(8))
+		switch r := rng.IntN(6); {
+		case live[key] && r == 0:
+			out = append(out, workOp{kind: "delete", key: key})
+			delete(live, key)
+		case live[key] && r < 3:
+			out = append(out, workOp{kind: "get", key: key})
+		default:
+			v := make([]byte, rng.IntN(maxValue+1))
+			for j := range v {
+				v[j] = byte(rng.Uint32())
+			}
+			out = append(out, workOp{kind: "set", key: key, value: v})
+			live[key] = true
+		}
+	}
+	return out
+}
+
+func (o workOp) applyBuffer(b *dirstore.Buffer[[]byte]) error {
+	switch o.kind {
+	case "set":
+		return b.Set(o.key, o.value)
+	case "get":
+		_, err := b.Get(o.key)
+		return err
+	case "delete":
+		return b.Delete(o.key)
+	}
+	panic(o.kind)
+}
+
+// withSpilled returns m with the Buffer's keys as the store holds them.
+func (m model) withSpilled(t *testing.T, s *dirstore.Store) model {
+	c := make(model, len(m))
+	for k, v := range m {
+		if !strings.HasPrefix(k, bufPrefix) {
+			c[k] = v
+		}
+	}
+	for k, err := range s.KeysWithPrefix(bufPrefix) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := s.Get(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c[k] = string(v)
+	}
+	return c
+}
+
 // crashPoint is the file system as a crash at one moment would leave it.
 type crashPoint struct {
 	fs       *vfs.MemFS
@@ -239,11 +307,12 @@ func TestCrashCatchesMutations(t *testing.T) {
 // to an allowed state.
 func runCrash(t *testing.T, seed uint64, c crashConfig, nops, nkeys, maxValue int) error {
 	rng := rand.New(rand.NewPCG(seed, 1))
-	ops := genWorkload(rng, nops, nkeys, maxValue)
+	ops := withBufferOps(rng, genWorkload(rng, nops, nkeys, maxValue), maxValue)
+	// models[i] is what the store holds after i operations: for the
+	// store's own operations, as a map model says; for the Buffer's, what
+	// its spills left in the store (read back after each), which a crash
+	// must not tear or lose either.
 	models := []model{{}}
-	for _, o := range ops {
-		models = append(models, models[len(models)-1].with(o))
-	}
 	mem := vfs.NewCrashableMem()
 	torn := newTornFS(mem)
 	var cloneRNG = rand.New(rand.NewPCG(seed, 2))
@@ -271,6 +340,10 @@ func runCrash(t *testing.T, seed uint64, c crashConfig, nops, nkeys, maxValue in
 	if err != nil {
 		t.Fatal(err)
 	}
+	buf, err := dirstore.NewBuffer[[]byte](s, dirstore.BufferOptions[[]byte]{MaxWeight: int64(2 * maxValue)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	rec.on.Store(true)
 	checked := 0
 	var firstErr error
@@ -283,9 +356,19 @@ func runCrash(t *testing.T, seed uint64, c crashConfig, nops, nkeys, maxValue in
 		}
 	}
 	for i, o := range ops {
-		if err := o.apply(s); err != nil {
-			t.Fatalf("op %d %s %q: %v", i, o.kind, o.key, err)
+		next := models[len(models)-1]
+		if buffered := strings.HasPrefix(o.key, bufPrefix); buffered {
+			if err := o.applyBuffer(buf); err != nil {
+				t.Fatalf("op %d buffer %s %q: %v", i, o.kind, o.key, err)
+			}
+			next = next.withSpilled(t, s)
+		} else {
+			if err := o.apply(s); err != nil {
+				t.Fatalf("op %d %s %q: %v", i, o.kind, o.key, err)
+			}
+			next = next.with(o)
 		}
+		models = append(models, next)
 		rec.acked.Store(int64(i + 1))
 		if i%20 == 0 {
 			verify()
@@ -294,6 +377,9 @@ func runCrash(t *testing.T, seed uint64, c crashConfig, nops, nkeys, maxValue in
 			s.Close()
 			return firstErr
 		}
+	}
+	if err := buf.Close(); err != nil {
+		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -356,7 +442,7 @@ func crashPointErr(p crashPoint, ops []workOp, models []model, nosync bool) erro
 	hi := min(p.acked+p.inflight, len(ops))
 	match := -1
 	for i := hi; i >= lo; i-- {
-		if mapsEqual(got, models[i]) {
+		if mapsEqual(got, models[i]) || (i < hi && midBufferOp(got, ops[i], models[i], models[i+1])) {
 			match = i
 			break
 		}
@@ -380,6 +466,39 @@ func crashPointErr(p crashPoint, ops []workOp, models []model, nosync bool) erro
 		return fail("%d value files for %d keys: %q", n, len(got), names)
 	}
 	return nil
+}
+
+// midBufferOp reports whether got is a state the store passes through
+// during Buffer operation o, from a to b: one Buffer operation may make
+// several store operations (remove a key's old copy, spill it and others),
+// so each key o changes may be as before, as after, or absent; every other
+// key is as before.
+func midBufferOp(got model, o workOp, a, b model) bool {
+	if !strings.HasPrefix(o.key, bufPrefix) {
+		return false
+	}
+	keys := map[string]bool{}
+	for _, m := range []model{got, a, b} {
+		for k := range m {
+			keys[k] = true
+		}
+	}
+	for k := range keys {
+		g, gok := got[k]
+		av, aok := a[k]
+		bv, bok := b[k]
+		changed := aok != bok || av != bv
+		switch {
+		case !changed:
+			if gok != aok || g != av {
+				return false
+			}
+		case !gok, aok && g == av, bok && g == bv:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func mapsEqual(a, b model) bool {
