@@ -2,7 +2,6 @@ package dirstore
 
 import (
 	"encoding/binary"
-	"fmt"
 	"sync"
 	"time"
 
@@ -122,11 +121,11 @@ func (s *Store) checkpoint() error {
 	n := &s.nosync
 	n.ckptMu.Lock()
 	defer n.ckptMu.Unlock()
-	if f := s.failed.Load(); f != nil {
+	if err := s.failedErr(); err != nil {
 		// A second fsync may report success for data the first one lost:
 		// a failed store never checkpoints, so recovery keeps its undo
 		// records.
-		return fmt.Errorf("%w: %w", ErrFailed, *f)
+		return err
 	}
 	n.mu.Lock()
 	seq, written, garbage := n.seq, n.written, n.garbage

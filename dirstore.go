@@ -263,7 +263,7 @@ func (s *Store) begin(op, key string, write bool) error {
 	case write && s.opts.ReadOnly:
 		err = ErrReadOnly
 	case write && s.failed.Load() != nil:
-		err = fmt.Errorf("%w: %w", ErrFailed, *s.failed.Load())
+		err = s.failedErr()
 	}
 	if err != nil {
 		s.closeMu.RUnlock()
@@ -280,6 +280,14 @@ func (s *Store) begin(op, key string, write bool) error {
 func (s *Store) fail(err error) error {
 	s.failed.CompareAndSwap(nil, &err)
 	return fmt.Errorf("%w (%w)", err, ErrFailed)
+}
+
+// failedErr returns nil, or ErrFailed with the failure that caused it.
+func (s *Store) failedErr() error {
+	if f := s.failed.Load(); f != nil {
+		return fmt.Errorf("%w: %w", ErrFailed, *f)
+	}
+	return nil
 }
 
 // failIfSync fails the store if err is a failed fsync: after one, what the
