@@ -24,9 +24,10 @@ type nosyncState struct {
 	ckptMu   sync.Mutex // one checkpoint at a time
 	lastCkpt uint64
 
-	kick chan struct{}
-	quit chan struct{}
-	loop sync.WaitGroup
+	kick  chan struct{} // checkpoint now
+	apply chan struct{} // apply the write buffer now
+	quit  chan struct{}
+	loop  sync.WaitGroup
 }
 
 const (
@@ -40,6 +41,7 @@ const (
 
 func (n *nosyncState) start(s *Store) {
 	n.kick = make(chan struct{}, 1)
+	n.apply = make(chan struct{}, 1)
 	n.quit = make(chan struct{})
 	n.loop.Add(1)
 	go func() {
@@ -50,7 +52,15 @@ func (n *nosyncState) start(s *Store) {
 			select {
 			case <-n.quit:
 				return
+			case <-n.apply:
+				if err := s.applyBuffered(); err != nil {
+					s.opts.Logf("dirstore: %s: applying buffered writes: %v", s.dir, err)
+				}
+				continue
 			case <-t.C:
+				if err := s.applyBuffered(); err != nil {
+					s.opts.Logf("dirstore: %s: applying buffered writes: %v", s.dir, err)
+				}
 			case <-n.kick:
 			}
 			if err := s.checkpoint(); err != nil {
@@ -67,9 +77,13 @@ func (n *nosyncState) stop() {
 	}
 }
 
-func (n *nosyncState) poke() {
+func (n *nosyncState) poke() { signal(n.kick) }
+
+func (n *nosyncState) pokeApply() { signal(n.apply) }
+
+func signal(c chan struct{}) {
 	select {
-	case n.kick <- struct{}{}:
+	case c <- struct{}{}:
 	default:
 	}
 }
@@ -84,6 +98,28 @@ func (n *nosyncState) commit(s *Store, b *manifest.Batch, key string, old, new *
 		if new != nil {
 			n.written = append(n.written, fileName(key, *new))
 		}
+	}
+	full := len(n.written) >= checkpointFiles
+	n.mu.Unlock()
+	if full {
+		n.poke()
+	}
+	return err
+}
+
+// commitGroup commits b, a batch of buffered operations, with their undo
+// records marked as one group, and notes the files they wrote.
+func (n *nosyncState) commitGroup(b *manifest.Batch, undos []manifest.Undo, written []string) error {
+	n.mu.Lock()
+	for i := range undos {
+		u := &undos[i]
+		u.Seq, u.More = n.seq+uint64(i), i < len(undos)-1
+		b.PutUndo(u)
+	}
+	err := b.Commit(false)
+	if err == nil {
+		n.seq += uint64(len(undos))
+		n.written = append(n.written, written...)
 	}
 	full := len(n.written) >= checkpointFiles
 	n.mu.Unlock()

@@ -52,8 +52,10 @@ type Store struct {
 	closed  bool
 	failed  atomic.Pointer[error]
 
-	// nosync holds the state of NoSync mode (see checkpoint.go).
+	// nosync holds the state of NoSync mode (see checkpoint.go), and wb
+	// its write buffer (writebehind.go).
 	nosync nosyncState
+	wb     writeBehind
 
 	// streams holds Store.Open's and Store.Hook's state (store_stream.go).
 	streams storeStreams
@@ -154,6 +156,7 @@ func (s *Store) open() error {
 	s.versions.init(!exists || !ok || !st.clean)
 	s.gc.start(s)
 	if s.opts.NoSync {
+		s.wb.init(s.opts.WriteBuffer)
 		s.nosync.start(s)
 	}
 	return nil
@@ -211,7 +214,9 @@ func (s *Store) Close() error {
 	if !s.opts.ReadOnly && s.man != nil {
 		if s.opts.NoSync {
 			s.nosync.stop()
-			if err := s.checkpoint(); err != nil {
+			if err := s.applyBuffered(); err != nil {
+				errs = append(errs, fmt.Errorf("applying buffered writes: %w", err))
+			} else if err := s.checkpoint(); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -242,6 +247,9 @@ func (s *Store) Sync() error {
 	}
 	defer s.closeMu.RUnlock()
 	if s.opts.NoSync {
+		if err := s.applyBuffered(); err != nil {
+			return fmt.Errorf("dirstore: sync %s: applying buffered writes: %w", s.dir, err)
+		}
 		if err := s.checkpoint(); err != nil {
 			return err
 		}
@@ -370,6 +378,13 @@ func (s *Store) setBuffers(key string, bufs [][]byte) error {
 		return err
 	}
 	defer s.closeMu.RUnlock()
+	var size int64
+	for _, b := range bufs {
+		size += int64(len(b))
+	}
+	if s.wb.buffers(size) {
+		return s.setBuffered(key, bufs, size)
+	}
 	v, err := s.versions.take(s)
 	if err != nil {
 		return keyErr("set", key, err)
@@ -384,7 +399,7 @@ func (s *Store) setBuffers(key string, bufs [][]byte) error {
 		s.gc.leftover.Store(true)
 		return keyErr("set", key, s.failIfSync(err))
 	}
-	return s.install("set", key, name, e)
+	return s.installInOrder("set", key, name, e)
 }
 
 // SetFrom stores what r yields until io.EOF under key and returns its
@@ -413,7 +428,7 @@ func (s *Store) setFrom(key string, r io.Reader) (int64, error) {
 		s.gc.leftover.Store(true)
 		return 0, keyErr("set", key, s.failIfSync(err))
 	}
-	return n, s.install("set", key, name, manifest.Entry{Version: v, Size: n, CRC: crc})
+	return n, s.installInOrder("set", key, name, manifest.Entry{Version: v, Size: n, CRC: crc})
 }
 
 // install points key at the new file name, which holds entry e, and
@@ -525,6 +540,9 @@ func (s *Store) Delete(key string) error {
 		return err
 	}
 	defer s.closeMu.RUnlock()
+	if s.wb.on() {
+		return s.deleteBuffered(key)
+	}
 	if err := s.versions.touch(s); err != nil {
 		return keyErr("delete", key, err)
 	}
@@ -586,6 +604,16 @@ var errChecksum = errors.New("checksum mismatch")
 // read finds key's file and hands its checked contents to fn. borrow means
 // fn does not keep the slice, so a pooled buffer or a map may be used.
 func (s *Store) read(op, key string, borrow bool, fn func([]byte) error) error {
+	if p, ok := s.wb.get(key); ok {
+		switch {
+		case p.del:
+			return keyErr(op, key, ErrNotFound)
+		case borrow:
+			return fn(p.value)
+		default:
+			return fn(append([]byte(nil), p.value...))
+		}
+	}
 	// A map shows the file as it is while fn runs: pin the file so that it
 	// is not reused meanwhile.
 	mmap := borrow && s.opts.Mmap
@@ -714,6 +742,9 @@ func (s *Store) Has(key string) (bool, error) {
 		return false, err
 	}
 	defer s.closeMu.RUnlock()
+	if p, ok := s.wb.get(key); ok {
+		return !p.del, nil
+	}
 	if s.hot != nil {
 		if _, ok := s.hot.Peek(key); ok {
 			return true, nil
@@ -741,15 +772,39 @@ func (s *Store) KeysWithPrefix(prefix string) iter.Seq2[string, error] {
 			return
 		}
 		defer s.closeMu.RUnlock()
+		// Buffered operations are merged into the manifest's keys. Taken
+		// before the manifest's snapshot, they are never older than it.
+		buffered := s.wb.bufferedKeys(prefix)
+		next := func(before string, all bool) bool {
+			for len(buffered) > 0 && (all || buffered[0].key < before) {
+				a := buffered[0]
+				buffered = buffered[1:]
+				if !a.op.del && !yield(a.key, nil) {
+					return false
+				}
+			}
+			return true
+		}
 		for ke, err := range s.man.Entries(prefix) {
 			if err != nil {
 				yield("", keyErr("keys", prefix, err))
 				return
 			}
+			if !next(ke.Key, false) {
+				return
+			}
+			if len(buffered) > 0 && buffered[0].key == ke.Key {
+				a := buffered[0]
+				buffered = buffered[1:]
+				if a.op.del {
+					continue
+				}
+			}
 			if !yield(ke.Key, nil) {
 				return
 			}
 		}
+		next("", true)
 	}
 }
 
@@ -776,6 +831,9 @@ func (s *Store) Verify(fn func(key string, err error) bool) error {
 		return err
 	}
 	defer s.closeMu.RUnlock()
+	if err := s.applyBuffered(); err != nil {
+		return fmt.Errorf("dirstore: verify %s: applying buffered writes: %w", s.dir, err)
+	}
 	for ke, err := range s.man.Entries("") {
 		if err != nil {
 			return fmt.Errorf("dirstore: verify %s: %w", s.dir, err)

@@ -57,6 +57,7 @@ func (f *failAt) String() string { return fmt.Sprintf("fail op %d with %v", f.at
 type injectRun struct {
 	t      *testing.T
 	nosync bool
+	buffer int64 // Options.WriteBuffer
 	ops    []workOp
 	inj    *failAt
 }
@@ -68,7 +69,7 @@ func (r *injectRun) run() (fsOps int64) {
 	t := r.t
 	mem := vfs.NewMem()
 	fsys := errorfs.Wrap(mem, r.inj)
-	opts := &dirstore.Options{FS: fsys, NoSync: r.nosync, CheckpointInterval: time.Hour}
+	opts := &dirstore.Options{FS: fsys, NoSync: r.nosync, WriteBuffer: r.buffer, CheckpointInterval: time.Hour}
 	s, err := dirstore.Open("/s", opts)
 	if err != nil {
 		t.Fatal(err)
@@ -255,17 +256,29 @@ func TestErrorInjection(t *testing.T) {
 	}
 	seed := crashSeedFor(t)
 	ops := genWorkload(rand.New(rand.NewPCG(seed, 7)), 200, 16, 4<<10)
-	for _, nosync := range []bool{false, true} {
+	// NoSync runs with the default write buffer, which this workload never
+	// fills (its operations are applied at Close), and with one that it
+	// fills over and over, applied in the background and by writers.
+	modes := []struct {
+		nosync bool
+		buffer int64
+	}{{false, 0}, {true, 0}, {true, 16 << 10}}
+	for _, m := range modes {
+		nosync := m.nosync
+		mode := fmt.Sprintf("nosync=%v", nosync)
+		if m.buffer != 0 {
+			mode += fmt.Sprintf(",buffer=%d", m.buffer)
+		}
 		// Count the operations of a run without failures.
 		dry := &failAt{at: -1}
-		total := (&injectRun{t: t, nosync: nosync, ops: ops, inj: dry}).run()
-		t.Logf("nosync=%v: %d file-system operations", nosync, total)
+		total := (&injectRun{t: t, nosync: nosync, buffer: m.buffer, ops: ops, inj: dry}).run()
+		t.Logf("%s: %d file-system operations", mode, total)
 		if dry.fired.Load() {
 			t.Fatal("the dry run injected an error")
 		}
 		for _, errno := range []syscall.Errno{syscall.EIO, syscall.ENOSPC} {
 			for _, persistent := range []bool{false, true} {
-				name := fmt.Sprintf("nosync=%v,%v,persistent=%v", nosync, errno, persistent)
+				name := fmt.Sprintf("%s,%v,persistent=%v", mode, errno, persistent)
 				t.Run(name, func(t *testing.T) {
 					t.Parallel()
 					fired := 0
@@ -276,7 +289,7 @@ func TestErrorInjection(t *testing.T) {
 							continue
 						}
 						inj := &failAt{at: at, persistent: persistent, err: errno}
-						(&injectRun{t: t, nosync: nosync, ops: ops, inj: inj}).run()
+						(&injectRun{t: t, nosync: nosync, buffer: m.buffer, ops: ops, inj: inj}).run()
 						if inj.fired.Load() {
 							fired++
 						}

@@ -45,6 +45,18 @@ type Options struct {
 	// replaced are removed. Default 1s.
 	CheckpointInterval time.Duration
 
+	// WriteBuffer, with NoSync, is how many bytes of values may wait in
+	// memory, acknowledged, before they are written to their files: Sets
+	// of values up to a sixteenth of it, and Deletes, return once the
+	// operation is in memory (where reads see it), and a background
+	// goroutine applies them in batches, writing a key overwritten
+	// meanwhile only once. When it is full, writers apply it themselves.
+	// A crash loses what waits in it, like any NoSync write not yet made
+	// durable: the store still holds a prefix of the acknowledged
+	// operations. Default 4 MiB; -1 writes every value before its Set
+	// returns. It is ignored without NoSync.
+	WriteBuffer int64
+
 	// Logf, if set, receives what Open's recovery did (orphans removed,
 	// operations rolled back, entries whose files are missing).
 	Logf func(format string, args ...any)
@@ -69,6 +81,9 @@ func (o *Options) withDefaults() (Options, error) {
 	if c.EntryCache == 0 {
 		c.EntryCache = 8192
 	}
+	if c.WriteBuffer == 0 {
+		c.WriteBuffer = 4 << 20
+	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = time.Second
 	}
@@ -84,6 +99,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.EntryCache < -1 {
 		errs = append(errs, fmt.Errorf("EntryCache %d is negative", c.EntryCache))
+	}
+	if c.WriteBuffer < -1 {
+		errs = append(errs, fmt.Errorf("WriteBuffer %d is negative", c.WriteBuffer))
 	}
 	if c.CheckpointInterval < 0 {
 		errs = append(errs, fmt.Errorf("CheckpointInterval %v is negative", c.CheckpointInterval))

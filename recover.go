@@ -180,6 +180,11 @@ func (s *Store) rollback() error {
 			break
 		}
 	}
+	// The operations of one batch (buffered writes applied together) go
+	// together.
+	for first > 0 && first < len(undos) && undos[first-1].More {
+		first--
+	}
 	seq := ckpt
 	if len(undos) > 0 {
 		seq = undos[len(undos)-1].Seq + 1

@@ -114,6 +114,12 @@ func (s *Store) OpenStream(key string, opts *StreamOptions) (*Stream, error) {
 		return nil, err
 	}
 	defer s.closeMu.RUnlock()
+	if _, ok := s.wb.get(key); ok {
+		// A stream reads the value's file: write it first.
+		if err := s.applyBuffered(); err != nil {
+			return nil, keyErr("open", key, fmt.Errorf("applying buffered writes: %w", err))
+		}
+	}
 	// The stream reads the file for as long as it is open: resolve pins it,
 	// and the pin passes to the stream's file, released by its Close.
 	var st *Stream

@@ -76,11 +76,14 @@ func DecodeEntry(b []byte) (Entry, []byte, error) {
 // Undo records one operation of a store that does not sync every write,
 // so that recovery can roll back to a prefix of the acknowledged
 // operations: the key, the entry it had before (if any) and the entry it was
-// given (if any; none for a delete).
+// given (if any; none for a delete). More marks a record whose successor
+// was committed in the same batch: the records of one batch stand for
+// operations that recovery keeps or rolls back together.
 type Undo struct {
 	Seq      uint64
 	Key      string
 	Old, New *Entry
+	More     bool
 }
 
 func (u *Undo) encode() []byte {
@@ -92,6 +95,9 @@ func (u *Undo) encode() []byte {
 			continue
 		}
 		b = e.AppendEncode(append(b, 1))
+	}
+	if u.More {
+		b = append(b, 1) // absent in records of single operations
 	}
 	return b
 }
@@ -117,6 +123,12 @@ func decodeUndo(seq uint64, b []byte) (Undo, error) {
 			return u, err
 		}
 		*p, b = &e, rest
+	}
+	switch {
+	case len(b) == 1 && b[0] == 1:
+		u.More = true
+	case len(b) != 0:
+		return u, ErrCorrupt
 	}
 	return u, nil
 }

@@ -1,0 +1,395 @@
+package dirstore
+
+import (
+	"fmt"
+	"hash/crc32"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/dirstore/dirstore/internal/datadir"
+	"github.com/dirstore/dirstore/internal/escape"
+	"github.com/dirstore/dirstore/manifest"
+)
+
+// With Options.NoSync, Sets of values up to a sixteenth of
+// Options.WriteBuffer, and Deletes, are buffered: the operation is
+// acknowledged once it is in memory, where reads find it, and buffered
+// operations are applied (files written, manifest changed) together, in
+// batches, in the background. A key overwritten while its value waits is
+// written once. Each batch is one manifest commit whose undo records are
+// marked as one group (manifest.Undo.More), so recovery keeps or rolls back
+// a batch whole, and a batch holds exactly the operations acknowledged
+// between two others: a crash leaves a prefix of the acknowledged
+// operations, as for unbuffered NoSync writes (checkpoint.go).
+//
+// Writes that bypass the buffer (larger values, SetFrom) first apply what
+// is buffered, holding off buffered writes meanwhile, so the manifest
+// receives operations in the order they were acknowledged.
+type writeBehind struct {
+	limit int64 // bytes; 0 when buffering is off
+
+	// order is held for reading by buffered writes and for writing by
+	// writes that bypass the buffer, around applying the buffer and their
+	// own commit.
+	order sync.RWMutex
+	// applyMu is held while a batch is applied, and by bypassing writes
+	// for their commit: while buffering is on, every manifest change is
+	// made under it.
+	applyMu sync.Mutex
+
+	mu       sync.Mutex
+	cur      map[string]pendingOp // acknowledged, not yet taken for a batch
+	applying map[string]pendingOp // the batch being applied
+	bytes    int64                // value bytes held in cur and applying
+	err      error                // why the last batch failed, until one succeeds
+}
+
+// pendingOp is a buffered Set (value) or Delete (del).
+type pendingOp struct {
+	value []byte // owned by the buffer and never changed
+	del   bool
+}
+
+// maxBuffered is the largest value that is buffered, as a fraction of the
+// buffer's size.
+const maxBufferedShift = 4
+
+func (w *writeBehind) init(limit int64) {
+	w.limit = limit
+	w.cur = map[string]pendingOp{}
+}
+
+func (w *writeBehind) on() bool { return w.limit > 0 }
+
+// buffers reports whether a value of n bytes is buffered.
+func (w *writeBehind) buffers(n int64) bool { return w.on() && n <= w.limit>>maxBufferedShift }
+
+// get returns key's buffered operation, if it has one.
+func (w *writeBehind) get(key string) (pendingOp, bool) {
+	if !w.on() {
+		return pendingOp{}, false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if op, ok := w.cur[key]; ok {
+		return op, true
+	}
+	op, ok := w.applying[key]
+	return op, ok
+}
+
+// half reports whether enough is buffered to start applying it.
+func (w *writeBehind) half() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.bytes >= w.limit/2 && len(w.cur) > 0
+}
+
+// admit waits, by applying the buffer itself, until there is room for a
+// write, and returns the error of the last failed batch if applying it
+// fails again: acknowledged values are never dropped, so while they cannot
+// be written no more are taken.
+func (s *Store) admit() error {
+	w := &s.wb
+	for {
+		w.mu.Lock()
+		full, err := w.bytes >= w.limit, w.err
+		w.mu.Unlock()
+		if !full && err == nil {
+			return nil
+		}
+		if err := s.applyBuffered(); err != nil {
+			return fmt.Errorf("applying buffered writes: %w", err)
+		}
+	}
+}
+
+// setBuffered is SetBuffers of a value of n bytes through the buffer.
+func (s *Store) setBuffered(key string, bufs [][]byte, n int64) error {
+	if err := s.admit(); err != nil {
+		return keyErr("set", key, err)
+	}
+	value := make([]byte, 0, n)
+	for _, b := range bufs {
+		value = append(value, b...)
+	}
+	return s.buffer(key, pendingOp{value: value})
+}
+
+// deleteBuffered is Delete through the buffer.
+func (s *Store) deleteBuffered(key string) error {
+	if err := s.admit(); err != nil {
+		return keyErr("delete", key, err)
+	}
+	return s.buffer(key, pendingOp{del: true})
+}
+
+// buffer records op as key's latest operation and updates the counts.
+func (s *Store) buffer(key string, op pendingOp) error {
+	w := &s.wb
+	w.order.RLock()
+	defer w.order.RUnlock()
+	mu := s.stripe(key)
+	mu.Lock()
+	defer mu.Unlock()
+	// The key's value before op: its buffered operation, or the manifest's
+	// entry. The stripe keeps other writes of the key out; a batch being
+	// applied meanwhile does not hold the key unless applying does.
+	prev, buffered := w.get(key)
+	had, size := buffered && !prev.del, int64(len(prev.value))
+	if !buffered {
+		e, ok, err := s.lookupLocked(key)
+		if err != nil {
+			return keyErr(opName(op), key, err)
+		}
+		had, size = ok, e.Size
+	}
+	if op.del && !had {
+		return keyErr("delete", key, ErrNotFound)
+	}
+	w.mu.Lock()
+	if old, ok := w.cur[key]; ok {
+		w.bytes -= int64(len(old.value))
+	}
+	w.cur[key] = op
+	w.bytes += int64(len(op.value))
+	w.mu.Unlock()
+	switch {
+	case op.del:
+		s.count.Add(-1)
+		s.bytes.Add(-size)
+	case had:
+		s.bytes.Add(int64(len(op.value)) - size)
+	default:
+		s.count.Add(1)
+		s.bytes.Add(int64(len(op.value)))
+	}
+	if w.half() {
+		s.nosync.pokeApply()
+	}
+	return nil
+}
+
+func opName(op pendingOp) string {
+	if op.del {
+		return "delete"
+	}
+	return "set"
+}
+
+// installInOrder is install for a write that bypasses the buffer: it
+// applies everything buffered first, with buffered writes held off until
+// its own commit is done. On error name is removed, as by install.
+func (s *Store) installInOrder(op, key, name string, e manifest.Entry) error {
+	w := &s.wb
+	if !w.on() {
+		return s.install(op, key, name, e)
+	}
+	w.order.Lock()
+	defer w.order.Unlock()
+	w.applyMu.Lock()
+	defer w.applyMu.Unlock()
+	if err := s.applyLocked(); err != nil {
+		s.drop(name)
+		return keyErr(op, key, fmt.Errorf("applying buffered writes: %w", err))
+	}
+	return s.install(op, key, name, e)
+}
+
+// applyBuffered applies what is buffered: it writes the values' files and
+// commits the batch to the manifest.
+func (s *Store) applyBuffered() error {
+	if !s.wb.on() {
+		return nil
+	}
+	s.wb.applyMu.Lock()
+	defer s.wb.applyMu.Unlock()
+	return s.applyLocked()
+}
+
+func (s *Store) applyLocked() error {
+	w := &s.wb
+	w.mu.Lock()
+	batch := w.cur
+	if len(batch) == 0 {
+		w.err = nil
+		w.mu.Unlock()
+		return nil
+	}
+	w.cur, w.applying = make(map[string]pendingOp, len(batch)), batch
+	w.mu.Unlock()
+
+	err := s.applyBatch(batch)
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.applying = nil
+	if err != nil {
+		// Nothing is dropped: the batch goes back under what came since,
+		// for reads to find and for the next attempt.
+		for key, op := range batch {
+			if _, ok := w.cur[key]; ok {
+				w.bytes -= int64(len(op.value))
+			} else {
+				w.cur[key] = op
+			}
+		}
+		w.err = err
+		return err
+	}
+	for _, op := range batch {
+		w.bytes -= int64(len(op.value))
+	}
+	w.err = nil
+	return nil
+}
+
+// applied is one operation of a batch as it is applied.
+type applied struct {
+	key  string
+	op   pendingOp
+	name string          // the new file, for a Set
+	e    manifest.Entry  // the new entry, for a Set
+	old  *manifest.Entry // the entry it replaces, if any
+}
+
+// applyBatch writes the files of a batch and commits it. On error nothing
+// has changed, except after a failed commit (ErrFailed), whose outcome is
+// unknown.
+func (s *Store) applyBatch(batch map[string]pendingOp) error {
+	if err := s.failedErr(); err != nil {
+		return err
+	}
+	ops := make([]applied, 0, len(batch))
+	for key, op := range batch {
+		ops = append(ops, applied{key: key, op: op})
+	}
+	slices.SortFunc(ops, func(a, b applied) int { return strings.Compare(a.key, b.key) })
+
+	if err := s.versions.touch(s); err != nil {
+		return err
+	}
+	written := make([]string, 0, len(ops))
+	dropWritten := func() {
+		for _, name := range written {
+			s.drop(name)
+		}
+	}
+	for i := range ops {
+		a := &ops[i]
+		if a.op.del {
+			continue
+		}
+		v, err := s.versions.take(s)
+		if err != nil {
+			dropWritten()
+			return keyErr("set", a.key, err)
+		}
+		a.e = manifest.Entry{Version: v, Size: int64(len(a.op.value)), CRC: crc32.Checksum(a.op.value, datadir.Castagnoli)}
+		a.name = escape.Name(a.key, v)
+		if err := s.files.Write(a.name, s.gc.spare(), [][]byte{a.op.value}, false); err != nil {
+			s.gc.leftover.Store(true)
+			dropWritten()
+			return keyErr("set", a.key, err)
+		}
+		written = append(written, a.name)
+	}
+
+	// Every manifest change is made under applyMu, so the entries read
+	// here stay current until the commit.
+	b := s.man.NewBatch()
+	undos := make([]manifest.Undo, 0, len(ops))
+	for i := range ops {
+		a := &ops[i]
+		old, had, err := s.peekEntry(a.key)
+		if err != nil {
+			b.Close()
+			dropWritten()
+			return keyErr(opName(a.op), a.key, err)
+		}
+		if had {
+			a.old = &old
+		}
+		switch {
+		case a.op.del && !had:
+			continue // set and deleted again while buffered
+		case a.op.del:
+			b.Delete(a.key)
+			undos = append(undos, manifest.Undo{Key: a.key, Old: a.old})
+		default:
+			b.Put(a.key, a.e)
+			undos = append(undos, manifest.Undo{Key: a.key, Old: a.old, New: &a.e})
+		}
+	}
+	if err := s.nosync.commitGroup(b, undos, written); err != nil {
+		// The batch may or may not have landed: both files of each key
+		// stay, for the next Open to sort out.
+		for i := range ops {
+			s.forget(ops[i].key)
+		}
+		s.gc.leftover.Store(true)
+		return s.fail(err)
+	}
+	for i := range ops {
+		a := &ops[i]
+		if s.hot != nil {
+			mu := s.stripe(a.key)
+			mu.Lock()
+			if !a.op.del && len(a.key) <= maxCachedKey {
+				s.hot.Add(a.key, a.e)
+			} else {
+				s.hot.Remove(a.key)
+			}
+			mu.Unlock()
+		}
+		if a.old != nil {
+			s.nosync.discard(s, fileName(a.key, *a.old), a.old.Size)
+		}
+	}
+	return nil
+}
+
+// peekEntry returns key's entry without filling the entry cache.
+func (s *Store) peekEntry(key string) (manifest.Entry, bool, error) {
+	if s.hot != nil {
+		if e, ok := s.hot.Peek(key); ok {
+			return e, true, nil
+		}
+	}
+	return s.man.Get(key)
+}
+
+// forget drops key from the entry cache.
+func (s *Store) forget(key string) {
+	if s.hot == nil {
+		return
+	}
+	mu := s.stripe(key)
+	mu.Lock()
+	s.hot.Remove(key)
+	mu.Unlock()
+}
+
+// bufferedKeys returns the buffered operations of the keys with prefix, in
+// key order.
+func (w *writeBehind) bufferedKeys(prefix string) []applied {
+	if !w.on() {
+		return nil
+	}
+	w.mu.Lock()
+	var out []applied
+	for key, op := range w.cur {
+		if strings.HasPrefix(key, prefix) {
+			out = append(out, applied{key: key, op: op})
+		}
+	}
+	for key, op := range w.applying {
+		if _, ok := w.cur[key]; !ok && strings.HasPrefix(key, prefix) {
+			out = append(out, applied{key: key, op: op})
+		}
+	}
+	w.mu.Unlock()
+	slices.SortFunc(out, func(a, b applied) int { return strings.Compare(a.key, b.key) })
+	return out
+}
