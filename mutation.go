@@ -12,6 +12,7 @@ const (
 	mutNoDirSync      // the directory is not fsynced before the commit
 	mutNoManifestSync // the manifest commit is not synced
 	mutRemoveTooEarly // the replaced file is removed before the manifest commit
+	mutSplitBatch     // recovery rolls back part of a batch of buffered writes
 )
 
 func mutated(m int32) bool { return mutation.Load() == m }

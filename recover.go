@@ -182,7 +182,7 @@ func (s *Store) rollback() error {
 	}
 	// The operations of one batch (buffered writes applied together) go
 	// together.
-	for first > 0 && first < len(undos) && undos[first-1].More {
+	for first > 0 && first < len(undos) && undos[first-1].More && !mutated(mutSplitBatch) {
 		first--
 	}
 	seq := ckpt
