@@ -18,3 +18,21 @@ func SetMutation(m int32) (restore func()) {
 	mutation.Store(m)
 	return func() { mutation.Store(mutNone) }
 }
+
+// Buffered returns how many operations and value bytes a NoSync store's
+// write buffer holds.
+func (s *Store) Buffered() (ops int, bytes int64) {
+	w := &s.wb
+	if !w.on() {
+		return 0, 0
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ops = len(w.cur)
+	for k := range w.applying {
+		if _, ok := w.cur[k]; !ok {
+			ops++
+		}
+	}
+	return ops, w.bytes
+}

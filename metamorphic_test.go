@@ -119,7 +119,8 @@ type metaStreamConfig struct {
 // kind, reads of every kind, Keys, KeysWithPrefix, Len, Stats, Verify,
 // Stream reads whole and at random ranges, Sync, clean reopens, and
 // reopens of a copy taken while open, which recover) on every configuration:
-// NoSync on and off, Mmap on and off, the entry cache on and off (-1), on
+// NoSync on and off (with a small write buffer, and without one when
+// Mmap is on), Mmap on and off, the entry cache on and off (-1), on
 // the OS's file system and on an in-memory one; and each Stream read under
 // every stream configuration: the default cache, a small cache that evicts,
 // NoCache, each through the default engine (DIRSTORE_BACKEND chooses it),
@@ -278,6 +279,14 @@ func runMetaHistory(t *testing.T, c metaConfig, engines []backends.Backend, ops 
 	}
 	opts := func() *dirstore.Options {
 		o := &dirstore.Options{FS: fsys, NoSync: c.nosync, Mmap: c.mmap}
+		if c.nosync {
+			// NoSync without the write buffer, and with a small one that
+			// fills often and takes only the smaller values.
+			o.WriteBuffer = 16 << 10
+			if c.mmap {
+				o.WriteBuffer = -1
+			}
+		}
 		if c.noEntryCache {
 			o.EntryCache = -1
 		}
