@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dirstore/dirstore/internal/datadir"
 	"github.com/dirstore/dirstore/internal/escape"
@@ -38,7 +39,8 @@ type writeBehind struct {
 	// made under it.
 	applyMu sync.Mutex
 
-	mu       sync.Mutex
+	mu       sync.RWMutex
+	held     atomic.Bool          // cur or applying is not empty: reads must look
 	cur      map[string]pendingOp // acknowledged, not yet taken for a batch
 	applying map[string]pendingOp // the batch being applied
 	bytes    int64                // value bytes held in cur and applying
@@ -67,23 +69,16 @@ func (w *writeBehind) buffers(n int64) bool { return w.on() && n <= w.limit>>max
 
 // get returns key's buffered operation, if it has one.
 func (w *writeBehind) get(key string) (pendingOp, bool) {
-	if !w.on() {
+	if !w.held.Load() {
 		return pendingOp{}, false
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	w.mu.RLock()
+	defer w.mu.RUnlock()
 	if op, ok := w.cur[key]; ok {
 		return op, true
 	}
 	op, ok := w.applying[key]
 	return op, ok
-}
-
-// half reports whether enough is buffered to start applying it.
-func (w *writeBehind) half() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.bytes >= w.limit/2 && len(w.cur) > 0
 }
 
 // admit waits, by applying the buffer itself, until there is room for a
@@ -93,9 +88,9 @@ func (w *writeBehind) half() bool {
 func (s *Store) admit() error {
 	w := &s.wb
 	for {
-		w.mu.Lock()
+		w.mu.RLock()
 		full, err := w.bytes >= w.limit, w.err
-		w.mu.Unlock()
+		w.mu.RUnlock()
 		if !full && err == nil {
 			return nil
 		}
@@ -154,6 +149,8 @@ func (s *Store) buffer(key string, op pendingOp) error {
 	}
 	w.cur[key] = op
 	w.bytes += int64(len(op.value))
+	w.held.Store(true)
+	kick := w.bytes >= w.limit/2 // start applying it in the background
 	w.mu.Unlock()
 	switch {
 	case op.del:
@@ -165,7 +162,7 @@ func (s *Store) buffer(key string, op pendingOp) error {
 		s.count.Add(1)
 		s.bytes.Add(int64(len(op.value)))
 	}
-	if w.half() {
+	if kick {
 		s.nosync.pokeApply()
 	}
 	return nil
@@ -242,6 +239,7 @@ func (s *Store) applyLocked() error {
 		w.bytes -= int64(len(op.value))
 	}
 	w.err = nil
+	w.held.Store(len(w.cur) > 0)
 	return nil
 }
 
@@ -374,10 +372,10 @@ func (s *Store) forget(key string) {
 // bufferedKeys returns the buffered operations of the keys with prefix, in
 // key order.
 func (w *writeBehind) bufferedKeys(prefix string) []applied {
-	if !w.on() {
+	if !w.held.Load() {
 		return nil
 	}
-	w.mu.Lock()
+	w.mu.RLock()
 	var out []applied
 	for key, op := range w.cur {
 		if strings.HasPrefix(key, prefix) {
@@ -389,7 +387,7 @@ func (w *writeBehind) bufferedKeys(prefix string) []applied {
 			out = append(out, applied{key: key, op: op})
 		}
 	}
-	w.mu.Unlock()
+	w.mu.RUnlock()
 	slices.SortFunc(out, func(a, b applied) int { return strings.Compare(a.key, b.key) })
 	return out
 }
