@@ -176,6 +176,8 @@ func (s *Store) rollback() error {
 	first := len(undos)
 	for i, u := range undos {
 		if u.New != nil && !s.intact(u.Key, *u.New) {
+			s.opts.Logf("dirstore: %s: the file %s of key %s does not hold the value written (lost in the crash)",
+				s.dir, fileName(u.Key, *u.New), quoteKey(u.Key))
 			first = i
 			break
 		}
