@@ -494,8 +494,7 @@ func TestRecoveryReportsLostNoSyncValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Pebble writes NoSync commits out a 32 KiB block at a time: later
-	// operations push b's and c's out to the log (and their own, left in
-	// the block, are lost in the crash).
+	// operations push b's and c's out to the log.
 	for i := range 500 {
 		mustSet(t, s, fmt.Sprintf("pad/%d/%s", i, strings.Repeat("x", 100)), nil)
 	}
@@ -529,8 +528,10 @@ func TestRecoveryReportsLostNoSyncValues(t *testing.T) {
 	opts.Logf = func(f string, args ...any) { logs = append(logs, fmt.Sprintf(f, args...)) }
 	s = openT(t, "/s", opts)
 	report := strings.Join(logs, "\n")
+	// The padding's batch may or may not have reached the log.
 	if !strings.Contains(report, fmt.Sprintf(`the file %s of key "b" does not hold the value written`, damaged)) ||
-		!strings.Contains(report, "rolled back the last 2 unsynced operations") {
+		!strings.Contains(report, "rolled back the last 2 unsynced operations") &&
+			!strings.Contains(report, "rolled back the last 502 unsynced operations") {
 		t.Fatalf("recovery reported:\n%s", report)
 	}
 	// b and c were applied in one batch: both are rolled back.
