@@ -44,9 +44,21 @@
 // checkpoints (every [Options].CheckpointInterval) and [Store.Sync] and
 // [Store.Close] make everything durable.
 //
+// A NoSync store also buffers writes ([Options].WriteBuffer, 4 MiB): a Set
+// of a small value, or a Delete, returns once it is in memory, where every
+// read sees it, and the buffer is applied in batches in the background
+// (when half full, and at each checkpoint), each batch one manifest commit
+// that recovery keeps or rolls back whole. A key overwritten while its
+// value waits is written to a file once. Writes that bypass the buffer
+// (larger values, SetFrom) apply it first, so the order of operations is
+// kept. When the buffer is full, writers apply it themselves; if it cannot
+// be applied (a full disk, say), it keeps its values, reads still see them,
+// and writes return the error until it can.
+//
 // # Failures
 //
-// An error from a write leaves the store as it was: the previous value, no
+// An error from a write leaves the store as it was (with the writes
+// acknowledged before it, buffered ones included): the previous value, no
 // stray file (one that could not be removed is left to the next Open's
 // recovery). Errors wrap their cause, so errors.Is finds the errno
 // (syscall.ENOSPC, syscall.EIO). If an fsync or a write of the manifest

@@ -12,7 +12,9 @@ import (
 // Options configure Open. The zero value (or nil) gives the defaults.
 type Options struct {
 	// Mmap makes View hand out a read-only memory map of the value's file
-	// instead of reading it into a buffer (zict's memmap=True). Default false.
+	// instead of reading it into a buffer (zict's memmap=True); a value
+	// still in a NoSync store's write buffer is handed out from memory.
+	// Default false.
 	Mmap bool
 
 	// NoSync turns off fsync, for caches: a crash (of the process or the
@@ -41,8 +43,8 @@ type Options struct {
 	EntryCache int
 
 	// CheckpointInterval bounds how long, with NoSync, written values wait
-	// before they are made durable in the background and the files they
-	// replaced are removed. Default 1s.
+	// before they are written out of the write buffer, made durable in the
+	// background, and the files they replaced are removed. Default 1s.
 	CheckpointInterval time.Duration
 
 	// WriteBuffer, with NoSync, is how many bytes of values may wait in
