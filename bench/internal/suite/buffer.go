@@ -35,7 +35,7 @@ func bufferRows() []*Row {
 func bufferInMemory(set bool) func(e *Env) (*Setup, error) {
 	return func(e *Env) (*Setup, error) {
 		const n = 10_000
-		s, err := openStore(e, "buffer-mem", &dirstore.Options{NoSync: true})
+		s, err := openStore(e, "buffer-mem", noSync())
 		if err != nil {
 			return nil, err
 		}
@@ -112,7 +112,7 @@ type spillFixture struct {
 const spillMemValues = 1000
 
 func newSpillFixture(e *Env, name string) (*spillFixture, error) {
-	s, err := openStore(e, name+"-dirstore", &dirstore.Options{NoSync: true})
+	s, err := openStore(e, name+"-dirstore", noSync())
 	if err != nil {
 		return nil, err
 	}
