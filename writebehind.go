@@ -43,7 +43,7 @@ type writeBehind struct {
 	held     atomic.Bool          // cur or applying is not empty: reads must look
 	cur      map[string]pendingOp // acknowledged, not yet taken for a batch
 	applying map[string]pendingOp // the batch being applied
-	bytes    int64                // value bytes held in cur and applying
+	bytes    int64                // the cost of what cur and applying hold
 	err      error                // why the last batch failed, until one succeeds
 }
 
@@ -53,8 +53,12 @@ type pendingOp struct {
 	del   bool
 }
 
-// maxBuffered is the largest value that is buffered, as a fraction of the
-// buffer's size.
+// cost is what op counts against the buffer's size: its value, its key
+// and the map entry, so that Deletes fill it too.
+func (op pendingOp) cost(key string) int64 { return int64(len(op.value)+len(key)) + 64 }
+
+// maxBufferedShift sets the largest value that is buffered: the buffer's
+// size shifted right by it (a sixteenth).
 const maxBufferedShift = 4
 
 func (w *writeBehind) init(limit int64) {
@@ -145,10 +149,10 @@ func (s *Store) buffer(key string, op pendingOp) error {
 	}
 	w.mu.Lock()
 	if old, ok := w.cur[key]; ok {
-		w.bytes -= int64(len(old.value))
+		w.bytes -= old.cost(key)
 	}
 	w.cur[key] = op
-	w.bytes += int64(len(op.value))
+	w.bytes += op.cost(key)
 	w.held.Store(true)
 	kick := w.bytes >= w.limit/2 // start applying it in the background
 	w.mu.Unlock()
@@ -227,7 +231,7 @@ func (s *Store) applyLocked() error {
 		// for reads to find and for the next attempt.
 		for key, op := range batch {
 			if _, ok := w.cur[key]; ok {
-				w.bytes -= int64(len(op.value))
+				w.bytes -= op.cost(key)
 			} else {
 				w.cur[key] = op
 			}
@@ -235,8 +239,8 @@ func (s *Store) applyLocked() error {
 		w.err = err
 		return err
 	}
-	for _, op := range batch {
-		w.bytes -= int64(len(op.value))
+	for key, op := range batch {
+		w.bytes -= op.cost(key)
 	}
 	w.err = nil
 	w.held.Store(len(w.cur) > 0)
