@@ -248,7 +248,7 @@ func OpenStream(name string, flag int, perm fs.FileMode, opts *StreamOptions) (*
 		cache:     o.Cache.c,
 		id:        rangecache.Acquire(rangecache.IdentKey{Dev: uint64(st.Dev), Ino: st.Ino}),
 	}
-	if flag&unix.O_DIRECT != 0 {
+	if oDirect != 0 && flag&oDirect != 0 {
 		s.flags |= backends.Direct
 	}
 	if s.immutable {
@@ -831,7 +831,7 @@ type fileInfo struct {
 
 func (fi *fileInfo) Name() string       { return fi.name }
 func (fi *fileInfo) Size() int64        { return fi.sys.Size }
-func (fi *fileInfo) ModTime() time.Time { return time.Unix(fi.sys.Mtim.Unix()) }
+func (fi *fileInfo) ModTime() time.Time { return sysMtime(&fi.sys) }
 func (fi *fileInfo) IsDir() bool        { return fi.Mode().IsDir() }
 func (fi *fileInfo) Sys() any           { return &fi.sys }
 
