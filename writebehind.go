@@ -132,9 +132,10 @@ func (s *Store) buffer(key string, op pendingOp) error {
 	mu := s.stripe(key)
 	mu.Lock()
 	defer mu.Unlock()
-	// The key's value before op: its buffered operation, or the manifest's
-	// entry. The stripe keeps other writes of the key out; a batch being
-	// applied meanwhile does not hold the key unless applying does.
+	// The key's value before op: its buffered operation, or else the
+	// manifest's entry, which nothing can change meanwhile: the stripe keeps
+	// other buffered writes of the key out, order keeps bypassing writes
+	// out, and a batch being applied does not hold the key.
 	prev, buffered := w.get(key)
 	had, size := buffered && !prev.del, int64(len(prev.value))
 	if !buffered {
