@@ -22,6 +22,11 @@ func FuzzStoreOps(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		mem := vfs.NewMem()
 		opts := &dirstore.Options{FS: mem, NoSync: len(data)%2 == 1}
+		if len(data)%4 == 3 {
+			// NoSync with a write buffer that takes values up to 256 bytes
+			// and fills within a few operations.
+			opts.WriteBuffer = 4 << 10
+		}
 		s, err := dirstore.Open("/s", opts)
 		if err != nil {
 			t.Fatal(err)
