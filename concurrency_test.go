@@ -264,7 +264,7 @@ func TestConcurrencyChecker(t *testing.T) {
 // every value read must be whole. Each key's history must then pass
 // checkRegister (see there for what it verifies). After the Buffer and the
 // Stores are closed, the goroutine count must come back to what it was.
-// Both durability modes; Mmap with NoSync.
+// Both durability modes; Mmap and a small write buffer with NoSync.
 func TestConcurrency(t *testing.T) {
 	d := *concDuration
 	if d == 0 {
@@ -294,7 +294,9 @@ const concMaxValue = 4 << 10
 
 func runConcurrency(t *testing.T, n int, nosync bool, d time.Duration) {
 	before := runtime.NumGoroutine()
-	opts := &dirstore.Options{NoSync: nosync, Mmap: nosync, CheckpointInterval: 20 * time.Millisecond}
+	// NoSync's write buffer is small: it takes values up to 1 KiB, so
+	// writes go through it and around it, and it fills all the time.
+	opts := &dirstore.Options{NoSync: nosync, Mmap: nosync, WriteBuffer: 16 << 10, CheckpointInterval: 20 * time.Millisecond}
 	// In memory where possible: file creation on a disk file system costs
 	// a lot of system time, and more operations mean more interleavings.
 	s, err := dirstore.Open(shmTempDir(t), opts)
