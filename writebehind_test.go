@@ -297,6 +297,15 @@ func TestWriteBufferFailureKeepsValues(t *testing.T) {
 		t.Fatalf("Sync after a failed batch = %v, want ENOSPC", err)
 	}
 	checkState(t, "after failed writes", s, want)
+	// Verify checks the files there are.
+	if err := s.Verify(func(k string, err error) bool {
+		if err != nil {
+			t.Errorf("Verify: %q: %v", k, err)
+		}
+		return true
+	}); err != nil {
+		t.Fatalf("Verify while the buffer cannot be written: %v", err)
+	}
 
 	on.Store(false)
 	mustSet(t, s, "d", []byte("d1"))
