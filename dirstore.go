@@ -343,6 +343,16 @@ func (s *Store) lookup(key string) (manifest.Entry, bool, error) {
 	return s.lookupLocked(key)
 }
 
+// peekEntry returns key's entry without filling the entry cache.
+func (s *Store) peekEntry(key string) (manifest.Entry, bool, error) {
+	if s.hot != nil {
+		if e, ok := s.hot.Peek(key); ok {
+			return e, true, nil
+		}
+	}
+	return s.man.Get(key)
+}
+
 // lookupLocked is lookup with the key's stripe held.
 func (s *Store) lookupLocked(key string) (manifest.Entry, bool, error) {
 	if s.hot != nil {
@@ -745,12 +755,7 @@ func (s *Store) Has(key string) (bool, error) {
 	if p, ok := s.wb.get(key); ok {
 		return !p.del, nil
 	}
-	if s.hot != nil {
-		if _, ok := s.hot.Peek(key); ok {
-			return true, nil
-		}
-	}
-	_, ok, err := s.man.Get(key)
+	_, ok, err := s.peekEntry(key)
 	if err != nil {
 		return false, keyErr("has", key, err)
 	}

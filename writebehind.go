@@ -353,16 +353,6 @@ func (s *Store) applyBatch(batch map[string]pendingOp) error {
 	return nil
 }
 
-// peekEntry returns key's entry without filling the entry cache.
-func (s *Store) peekEntry(key string) (manifest.Entry, bool, error) {
-	if s.hot != nil {
-		if e, ok := s.hot.Peek(key); ok {
-			return e, true, nil
-		}
-	}
-	return s.man.Get(key)
-}
-
 // forget drops key from the entry cache.
 func (s *Store) forget(key string) {
 	if s.hot == nil {
