@@ -89,26 +89,17 @@ func signal(c chan struct{}) {
 }
 
 // commit commits b with the undo record of changing key from old to new.
-func (n *nosyncState) commit(s *Store, b *manifest.Batch, key string, old, new *manifest.Entry) error {
-	n.mu.Lock()
-	b.PutUndo(&manifest.Undo{Seq: n.seq, Key: key, Old: old, New: new})
-	err := b.Commit(false)
-	if err == nil {
-		n.seq++
-		if new != nil {
-			n.written = append(n.written, fileName(key, *new))
-		}
+func (n *nosyncState) commit(b *manifest.Batch, key string, old, new *manifest.Entry) error {
+	var written []string
+	if new != nil {
+		written = []string{fileName(key, *new)}
 	}
-	full := len(n.written) >= checkpointFiles
-	n.mu.Unlock()
-	if full {
-		n.poke()
-	}
-	return err
+	return n.commitGroup(b, []manifest.Undo{{Key: key, Old: old, New: new}}, written)
 }
 
-// commitGroup commits b, a batch of buffered operations, with their undo
-// records marked as one group, and notes the files they wrote.
+// commitGroup commits b, which makes the changes undos record, with the
+// undo records marked as one group (recovery keeps or rolls back the group
+// whole), and notes the files they wrote.
 func (n *nosyncState) commitGroup(b *manifest.Batch, undos []manifest.Undo, written []string) error {
 	n.mu.Lock()
 	for i := range undos {

@@ -503,7 +503,7 @@ func (s *Store) commit(key string, e *manifest.Entry) (old manifest.Entry, had b
 		_ = s.files.Remove(fileName(key, old))
 	}
 	if s.opts.NoSync {
-		err = s.nosync.commit(s, b, key, oldp, e)
+		err = s.nosync.commit(b, key, oldp, e)
 	} else {
 		err = b.Commit(!mutated(mutNoManifestSync))
 	}
