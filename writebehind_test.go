@@ -346,3 +346,21 @@ func TestWriteBufferBoundsDeletes(t *testing.T) {
 		t.Fatalf("after deleting every key: Len %d", s.Len())
 	}
 }
+
+// The background checkpoint writes out what waits in the buffer, however
+// little: Options.CheckpointInterval bounds how long a value waits.
+func TestWriteBufferAppliedByCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, &dirstore.Options{NoSync: true, CheckpointInterval: 10 * time.Millisecond})
+	mustSet(t, s, "k", []byte("v"))
+	deadline := time.Now().Add(10 * time.Second)
+	for n, _ := s.Buffered(); n != 0 || len(valueFiles(t, dir)) != 1; n, _ = s.Buffered() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10s the buffer holds %d operations; files %q", n, valueFiles(t, dir))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := mustGet(t, s, "k"); string(got) != "v" {
+		t.Fatalf("Get = %q", got)
+	}
+}
