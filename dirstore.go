@@ -15,7 +15,7 @@ import (
 
 	"github.com/dirstore/dirstore/internal/datadir"
 	"github.com/dirstore/dirstore/internal/escape"
-	"github.com/dirstore/dirstore/manifest"
+	"github.com/dirstore/dirstore/internal/manifest"
 )
 
 // metaDir is the hidden subdirectory that holds the lock and the manifest.
@@ -52,10 +52,10 @@ type Store struct {
 	closed  bool
 	failed  atomic.Pointer[error]
 
-	// nosync holds the state of NoSync mode (see checkpoint.go), and wb
-	// its write buffer (writebehind.go).
+	// nosync holds the state of NoSync mode (see nosync.go), and wb
+	// its write buffer (writebuffer.go).
 	nosync nosyncState
-	wb     writeBehind
+	wb     writeBuffer
 
 	// streams holds Store.Open's and Store.Hook's state (store_stream.go).
 	streams storeStreams

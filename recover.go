@@ -9,7 +9,7 @@ import (
 
 	"github.com/dirstore/dirstore/internal/datadir"
 	"github.com/dirstore/dirstore/internal/escape"
-	"github.com/dirstore/dirstore/manifest"
+	"github.com/dirstore/dirstore/internal/manifest"
 )
 
 // adopt runs on the first Open of a directory: files written by zict.File

@@ -8,8 +8,8 @@ import (
 	"sync"
 
 	"github.com/dirstore/dirstore/internal/datadir"
+	"github.com/dirstore/dirstore/internal/manifest"
 	"github.com/dirstore/dirstore/internal/rangecache"
-	"github.com/dirstore/dirstore/manifest"
 )
 
 // storeStreams is a Store's support for Streams over its values and for

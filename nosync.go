@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dirstore/dirstore/manifest"
+	"github.com/dirstore/dirstore/internal/manifest"
 )
 
 // With Options.NoSync nothing is fsynced as it is written. To keep the

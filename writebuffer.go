@@ -10,7 +10,7 @@ import (
 
 	"github.com/dirstore/dirstore/internal/datadir"
 	"github.com/dirstore/dirstore/internal/escape"
-	"github.com/dirstore/dirstore/manifest"
+	"github.com/dirstore/dirstore/internal/manifest"
 )
 
 // With Options.NoSync, Sets of values up to a sixteenth of
@@ -22,12 +22,12 @@ import (
 // marked as one group (manifest.Undo.More), so recovery keeps or rolls back
 // a batch whole, and a batch holds exactly the operations acknowledged
 // between two others: a crash leaves a prefix of the acknowledged
-// operations, as for unbuffered NoSync writes (checkpoint.go).
+// operations, as for unbuffered NoSync writes (nosync.go).
 //
 // Writes that bypass the buffer (larger values, SetFrom) first apply what
 // is buffered, holding off buffered writes meanwhile, so the manifest
 // receives operations in the order they were acknowledged.
-type writeBehind struct {
+type writeBuffer struct {
 	limit int64 // bytes; 0 when buffering is off
 
 	// order is held for reading by buffered writes and for writing by
@@ -61,18 +61,18 @@ func (op pendingOp) cost(key string) int64 { return int64(len(op.value)+len(key)
 // size shifted right by it (a sixteenth).
 const maxBufferedShift = 4
 
-func (w *writeBehind) init(limit int64) {
+func (w *writeBuffer) init(limit int64) {
 	w.limit = limit
 	w.cur = map[string]pendingOp{}
 }
 
-func (w *writeBehind) on() bool { return w.limit > 0 }
+func (w *writeBuffer) on() bool { return w.limit > 0 }
 
 // buffers reports whether a value of n bytes is buffered.
-func (w *writeBehind) buffers(n int64) bool { return w.on() && n <= w.limit>>maxBufferedShift }
+func (w *writeBuffer) buffers(n int64) bool { return w.on() && n <= w.limit>>maxBufferedShift }
 
 // get returns key's buffered operation, if it has one.
-func (w *writeBehind) get(key string) (pendingOp, bool) {
+func (w *writeBuffer) get(key string) (pendingOp, bool) {
 	if !w.held.Load() {
 		return pendingOp{}, false
 	}
@@ -113,7 +113,7 @@ func (s *Store) setBuffered(key string, bufs [][]byte, n int64) error {
 	for _, b := range bufs {
 		value = append(value, b...)
 	}
-	return s.buffer(key, pendingOp{value: value})
+	return s.enqueue(key, pendingOp{value: value})
 }
 
 // deleteBuffered is Delete through the buffer.
@@ -121,11 +121,11 @@ func (s *Store) deleteBuffered(key string) error {
 	if err := s.admit(); err != nil {
 		return keyErr("delete", key, err)
 	}
-	return s.buffer(key, pendingOp{del: true})
+	return s.enqueue(key, pendingOp{del: true})
 }
 
 // buffer records op as key's latest operation and updates the counts.
-func (s *Store) buffer(key string, op pendingOp) error {
+func (s *Store) enqueue(key string, op pendingOp) error {
 	w := &s.wb
 	w.order.RLock()
 	defer w.order.RUnlock()
@@ -366,7 +366,7 @@ func (s *Store) forget(key string) {
 
 // bufferedKeys returns the buffered operations of the keys with prefix, in
 // key order.
-func (w *writeBehind) bufferedKeys(prefix string) []applied {
+func (w *writeBuffer) bufferedKeys(prefix string) []applied {
 	if !w.held.Load() {
 		return nil
 	}

@@ -1,6 +1,7 @@
-// Package manifest records which key lives in which file. It is the only
-// package that imports pebble: a store's manifest is a pebble database in a
-// hidden subdirectory of the store.
+// Package manifest records which key lives in which file: a store's manifest
+// is a pebble database in a hidden subdirectory of the store. It is the only
+// package that opens pebble; the store and internal/datadir use pebble's vfs
+// package for their file system.
 //
 // The key space has three prefixes: 'k' + key for entries, 'm' + name for
 // the store's own metadata, and 'u' + a big-endian sequence number for undo
