@@ -561,7 +561,7 @@ func (s *Stream) Stat() (fs.FileInfo, error) {
 		return nil, &fs.PathError{Op: "stat", Path: s.name, Err: errors.ErrUnsupported}
 	}
 	fi := &fileInfo{name: filepath.Base(s.name)}
-	if err := ignoringEINTR(func() error { return syscall.Fstat(s.fd, &fi.sys) }); err != nil {
+	if err := ignoringEINTR(func() error { return fstat(s.fd, fi) }); err != nil {
 		return nil, s.pathErr("stat", err)
 	}
 	return fi, nil
@@ -825,13 +825,14 @@ func (v *verifier) whole(s *Stream, data []byte) error {
 
 // fileInfo is Stream.Stat's fs.FileInfo, filled as os fills its own.
 type fileInfo struct {
-	name string
-	sys  syscall.Stat_t
+	name  string
+	sys   syscall.Stat_t
+	mtime time.Time
 }
 
 func (fi *fileInfo) Name() string       { return fi.name }
 func (fi *fileInfo) Size() int64        { return fi.sys.Size }
-func (fi *fileInfo) ModTime() time.Time { return sysMtime(&fi.sys) }
+func (fi *fileInfo) ModTime() time.Time { return fi.mtime }
 func (fi *fileInfo) IsDir() bool        { return fi.Mode().IsDir() }
 func (fi *fileInfo) Sys() any           { return &fi.sys }
 

@@ -10,4 +10,11 @@ import (
 // oDirect is O_DIRECT where the system has it (and Streams use it).
 const oDirect = unix.O_DIRECT
 
-func sysMtime(st *syscall.Stat_t) time.Time { return time.Unix(st.Mtim.Unix()) }
+// fstat fills fi from the open file fd.
+func fstat(fd int, fi *fileInfo) error {
+	if err := syscall.Fstat(fd, &fi.sys); err != nil {
+		return err
+	}
+	fi.mtime = time.Unix(fi.sys.Mtim.Unix())
+	return nil
+}

@@ -1,7 +1,0 @@
-//go:build darwin || ios || netbsd || freebsd
-
-package dirstore
-
-import "syscall"
-
-func statMtime(st *syscall.Stat_t) (sec, nsec int64) { return st.Mtimespec.Unix() }
