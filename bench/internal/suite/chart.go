@@ -30,6 +30,25 @@ var (
 // writeChart draws every ratio as a horizontal bar on a logarithmic axis
 // around 1 (right: dirstore faster), with the goals as black ticks.
 func writeChart(path string, m *Machine, outcomes []*Outcome) error {
+	p, n, err := ratioPlot(chartTitle(m), outcomes)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return p.Save(10*vg.Inch, barsHeight(n), path)
+}
+
+func chartTitle(m *Machine) string {
+	return fmt.Sprintf("dirstore ÷ alternative, median throughput (right of 1: dirstore faster; black tick: goal)\n%s, %d cores, %s, %s",
+		m.CPU, m.Cores, shortFS(m.FS), m.Date.UTC().Format("2006-01-02"))
+}
+
+func barsHeight(n int) vg.Length { return vg.Length(n)*vg.Points(13) + vg.Inch }
+
+// ratioPlot is the chart of outcomes' ratios, and its number of bars.
+func ratioPlot(title string, outcomes []*Outcome) (*plot.Plot, int, error) {
 	var bars []bar
 	for _, o := range outcomes {
 		if o.Err != nil {
@@ -50,12 +69,11 @@ func writeChart(path string, m *Machine, outcomes []*Outcome) error {
 		}
 	}
 	if len(bars) == 0 {
-		return fmt.Errorf("nothing to draw")
+		return nil, 0, fmt.Errorf("nothing to draw")
 	}
 
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("dirstore ÷ alternative, median throughput (right of 1: dirstore faster; black tick: goal)\n%s, %d cores, %s, %s",
-		m.CPU, m.Cores, shortFS(m.FS), m.Date.UTC().Format("2006-01-02"))
+	p.Title.Text = title
 	p.Title.TextStyle.Font.Size = vg.Points(10)
 	p.X.Label.Text = "ratio (log scale)"
 	p.X.Scale = plot.LogScale{}
@@ -72,12 +90,7 @@ func writeChart(path string, m *Machine, outcomes []*Outcome) error {
 	p.NominalY(labels...)
 	lo, hi := rb.xRange()
 	p.X.Min, p.X.Max = lo, hi
-
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	h := vg.Length(len(bars))*vg.Points(13) + vg.Inch
-	return p.Save(10*vg.Inch, h, path)
+	return p, len(bars), nil
 }
 
 func shortFS(fs string) string {

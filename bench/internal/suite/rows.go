@@ -6,6 +6,7 @@ const (
 	groupMemFile = "MemFile"
 	groupStream  = "Stream"
 	groupBuffer  = "Buffer"
+	groupBlobs   = "Blobs"
 	groupEngines = "I/O engines"
 )
 
@@ -14,6 +15,7 @@ var groupTitles = map[string]string{
 	groupMemFile: "MemFile vs afero MemMapFs vs pebble vfs.NewMem vs bytes",
 	groupStream:  "Stream cache vs reading the file directly",
 	groupBuffer:  "Buffer vs golang-lru, and vs golang-lru + diskv spill",
+	groupBlobs:   "Store vs the databases users would pick for blobs: bbolt, pebble, SQLite",
 	groupEngines: "I/O engines (uring) vs fio and the sync engine",
 }
 
@@ -22,6 +24,7 @@ var groupTitles = map[string]string{
 func AllRows(manyKeys int) []*Row {
 	var rows []*Row
 	rows = append(rows, storeRows(manyKeys)...)
+	rows = append(rows, blobRows(manyKeys)...)
 	rows = append(rows, memFileRows()...)
 	rows = append(rows, streamRows()...)
 	rows = append(rows, bufferRows()...)

@@ -187,6 +187,10 @@ func Main() {
 		svg     = flag.String("svg", "", "where to write the chart (default: docs/bench.svg in the repository root; \"-\" for none)")
 		keys    = flag.Int("reopen-keys", 100_000, "keys of the reopen and list rows")
 		list    = flag.Bool("list", false, "list the rows and exit")
+		jsonOut = flag.String("json", "", "also save the run's results to this file, for -merge")
+		label   = flag.String("label", "", "with -json: the name of the file system measured (default: its type)")
+		scale   = flag.Int("scale", 0, "instead of the rows: fill a store with this many 1 KiB keys under -dir and measure Set, Open, heap, Keys and Get at that size, then exit")
+		mergeIn = flag.String("merge", "", "comma-separated files saved by -json: print a table per file and draw one chart with a panel per file (-svg), then exit")
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: cd bench && go run . [flags]\n\n")
@@ -196,6 +200,22 @@ func Main() {
 	if flag.NArg() > 0 || *rounds < 1 || *budget <= 0 || *ebudget <= 0 || *keys < 1 {
 		flag.Usage()
 		os.Exit(2)
+	}
+	if *mergeIn != "" {
+		path := *svg
+		if path == "" {
+			path = filepath.Join(repoRoot(), "docs", "bench-fs.svg")
+		}
+		if err := merge(os.Stdout, splitList(*mergeIn), path); err != nil {
+			fatalf("-merge: %v", err)
+		}
+		return
+	}
+	if *scale > 0 {
+		if err := scaleRun(os.Stdout, *dir, *scale, *rounds); err != nil {
+			fatalf("-scale: %v", err)
+		}
+		return
 	}
 	re, err := regexp.Compile(*only)
 	if err != nil {
@@ -274,6 +294,11 @@ func Main() {
 	prog.clear()
 
 	writeMarkdown(os.Stdout, m, command(), outcomes, *rounds, *budget, *ebudget)
+	if *jsonOut != "" {
+		if err := writeJSON(*jsonOut, *label, m, command(), outcomes, *rounds, *budget, *ebudget); err != nil {
+			fatalf("-json: %v", err)
+		}
+	}
 
 	path := *svg
 	if path == "" {

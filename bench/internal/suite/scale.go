@@ -1,0 +1,207 @@
+package suite
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dirstore/dirstore"
+)
+
+// scaleRun fills a NoSync store with n keys of 1 KiB in dir and measures what
+// changes with the number of keys, each against the same measure at a small
+// size or against the plain file system, in the same run:
+//   - the Set rate over the last 10,000 keys against the first 10,000;
+//   - Open (and Len) of the full store against Open of a 1,000-key store;
+//   - the heap after Open against the 1,000-key store's;
+//   - the rate of listing every key;
+//   - Get of a key at random against os.ReadFile of a file of the same
+//     directory at random, in interleaved rounds.
+func scaleRun(w io.Writer, dir string, n, rounds int) error {
+	const window = 10_000
+	if n < 2*window {
+		return fmt.Errorf("-scale %d: at least %d keys", n, 2*window)
+	}
+	big, small := filepath.Join(dir, "scale-big"), filepath.Join(dir, "scale-small")
+	defer os.RemoveAll(big)
+	defer os.RemoveAll(small)
+	opts := &dirstore.Options{NoSync: true}
+	v := value(valueSize)
+
+	s, err := dirstore.Open(big, opts)
+	if err != nil {
+		return err
+	}
+	var first, last time.Duration
+	start := time.Now()
+	for i := 1; i <= n; i++ {
+		if i == window+1 {
+			first = time.Since(start)
+		}
+		if i == n-window+1 {
+			start = time.Now()
+		}
+		if err := s.Set(key(i), v); err != nil {
+			s.Close()
+			return err
+		}
+		if i%100_000 == 0 {
+			fmt.Fprintf(os.Stderr, "bench: scale: %d keys\n", i)
+		}
+	}
+	last = time.Since(start)
+	if err := s.Close(); err != nil {
+		return err
+	}
+	t, err := dirstore.Open(small, opts)
+	if err != nil {
+		return err
+	}
+	for i := 1; i <= 1000; i++ {
+		if err := t.Set(key(i), v); err != nil {
+			t.Close()
+			return err
+		}
+	}
+	if err := t.Close(); err != nil {
+		return err
+	}
+
+	// Open and heap, interleaved: small, big, small, big...
+	var openBig, openSmall []float64
+	var heapBig, heapSmall []float64
+	for range rounds {
+		for _, c := range []struct {
+			dir        string
+			open, heap *[]float64
+		}{{small, &openSmall, &heapSmall}, {big, &openBig, &heapBig}} {
+			runtime.GC()
+			t0 := time.Now()
+			st, err := dirstore.Open(c.dir, opts)
+			if err != nil {
+				return err
+			}
+			_ = st.Len()
+			*c.open = append(*c.open, float64(time.Since(t0)))
+			for i := 1; i <= 1000; i++ { // use it a little, as a program would
+				if _, err := st.Get(key(1 + (i*7919)%1000)); err != nil {
+					st.Close()
+					return err
+				}
+			}
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			*c.heap = append(*c.heap, float64(ms.HeapAlloc))
+			if err := st.Close(); err != nil {
+				return err
+			}
+		}
+	}
+
+	s, err = dirstore.Open(big, opts)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var listRates []float64
+	for range rounds {
+		t0 := time.Now()
+		count := 0
+		for _, err := range s.Keys() {
+			if err != nil {
+				return err
+			}
+			count++
+		}
+		if count != n {
+			return fmt.Errorf("Keys listed %d keys, want %d", count, n)
+		}
+		listRates = append(listRates, float64(count)/time.Since(t0).Seconds())
+	}
+
+	// Get at random against os.ReadFile of the same directory's files.
+	names, err := valueFiles(big)
+	if err != nil {
+		return err
+	}
+	const gets = 20_000
+	rng := rand.New(rand.NewPCG(1, 2))
+	var getRates, readRates []float64
+	for range rounds {
+		t0 := time.Now()
+		for range gets {
+			k := key(1 + rng.IntN(n))
+			got, err := s.Get(k)
+			if err := checkValue(k, got, err); err != nil {
+				return err
+			}
+		}
+		getRates = append(getRates, gets/time.Since(t0).Seconds())
+		t0 = time.Now()
+		for range gets {
+			name := names[rng.IntN(len(names))]
+			got, err := os.ReadFile(filepath.Join(big, name))
+			if err := checkValue(name, got, err); err != nil {
+				return err
+			}
+		}
+		readRates = append(readRates, gets/time.Since(t0).Seconds())
+	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+
+	m := describeMachine(dir)
+	setFirst, setLast := window/first.Seconds(), window/last.Seconds()
+	oB, oS := median(openBig), median(openSmall)
+	hB, hS := median(heapBig), median(heapSmall)
+	lr := median(listRates)
+	gr, rr := median(getRates), median(readRates)
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "**missed**"
+	}
+	fmt.Fprintf(w, "\n### %s keys, NoSync, 1 KiB values (%s)\n\n", thousands(n), shortFS(m.FS))
+	fmt.Fprintf(w, "    cd bench && go run . -scale %d -dir %s\n\n", n, dir)
+	fmt.Fprintf(w, "- %s, %d rounds; load average %s at the end\n\n", m.Date.UTC().Format("2006-01-02 15:04 UTC"), rounds, loadAverage())
+	fmt.Fprintf(w, "| measure | at %s keys | reference | ratio | goal |\n|---|--:|--:|--:|---|\n", thousands(n))
+	fmt.Fprintf(w, "| Set rate, last 10,000 keys vs first 10,000 | %.1f k/s | %.1f k/s | %.2fx | ≥ 0.7x: %s |\n",
+		setLast/1e3, setFirst/1e3, setLast/setFirst, verdict(setLast/setFirst >= 0.7))
+	fmt.Fprintf(w, "| Open + Len vs a 1,000-key store | %s | %s | %.2fx the time | < 3x: %s |\n",
+		time.Duration(oB).Round(time.Microsecond), time.Duration(oS).Round(time.Microsecond), oB/oS, verdict(oB/oS < 3))
+	fmt.Fprintf(w, "| heap after Open + 1,000 Gets vs a 1,000-key store | %.1f MiB | %.1f MiB | %+.2f MiB | within 8 MiB: %s |\n",
+		hB/(1<<20), hS/(1<<20), (hB-hS)/(1<<20), verdict(hB-hS <= 8<<20))
+	fmt.Fprintf(w, "| Keys, listing every key | %.2f M keys/s | | | ≥ 5M keys/s: %s |\n", lr/1e6, verdict(lr >= 5e6))
+	fmt.Fprintf(w, "| Get at random vs os.ReadFile of a random file of the directory | %.1f k/s | %.1f k/s | %.2fx | ≥ 1.0x: %s |\n",
+		gr/1e3, rr/1e3, gr/rr, verdict(gr/rr >= 1))
+	fmt.Fprintf(w, "\nThe Get row's heap budget: %.1f MiB in use after it (the default entry cache, 8,192 entries, and pebble's block cache).\n", float64(ms.HeapAlloc)/(1<<20))
+	return nil
+}
+
+// valueFiles lists the store's value files (every regular file not hidden).
+func valueFiles(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range ents {
+		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("%s: no value files", dir)
+	}
+	slices.Sort(names)
+	return names, nil
+}
