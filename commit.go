@@ -1,6 +1,12 @@
 package dirstore
 
-import "sync"
+import (
+	"errors"
+	"io/fs"
+	"sync"
+
+	"github.com/dirstore/dirstore/internal/manifest"
+)
 
 // syncGroup shares one fsync among concurrent callers (group commit): a
 // caller waits for a sync that started after it arrived, and whoever finds
@@ -40,4 +46,97 @@ func (g *syncGroup) sync(fn func() error) error {
 		g.done.Broadcast()
 	}
 	return g.err
+}
+
+// installDurable is install in sync mode, at the cost of the minimal
+// protocol: the value's file is made durable (its fsync, then the
+// directory's, shared with concurrent writers) while the manifest commits
+// the new entry, with sync, together with an undo record marked Alone. The
+// Set is acknowledged once both are done. A crash in between may leave an
+// entry whose file did not reach the disk; the next Open finds it through
+// its undo record and rolls that key back alone (rollbackAlone), and the
+// file it rolls back to is still there, since a superseded file is
+// discarded only after the Set that superseded it is acknowledged.
+func (s *Store) installDurable(op, key, name string, e manifest.Entry) error {
+	durable := make(chan error, 1)
+	go func() { durable <- s.makeDurable(name) }()
+	old, had, seq, err := s.commitEntry(key, &e, true)
+	ferr := <-durable
+	if ferr != nil && err == nil && errors.Is(ferr, fs.ErrNotExist) && s.superseded(key, name) {
+		// A later Set or Delete of the key, acknowledged (so durable)
+		// already, retired the file before its fsync: nothing of this Set
+		// is left to make durable.
+		ferr = nil
+	}
+	if err != nil {
+		if errors.Is(err, ErrFailed) {
+			s.gc.leftover.Store(true)
+		} else {
+			s.drop(name)
+		}
+		return keyErr(op, key, err)
+	}
+	if ferr != nil {
+		// The manifest names a file that may not be durable: its undo
+		// record, and the file it rolls back to, stay for the next Open.
+		s.gc.leftover.Store(true)
+		return keyErr(op, key, s.fail(ferr))
+	}
+	s.aloneDone(seq)
+	if had {
+		s.discard(fileName(key, old), old.Size)
+	}
+	return nil
+}
+
+// superseded reports whether key's entry no longer names the file name.
+func (s *Store) superseded(key, name string) bool {
+	mu := s.stripe(key)
+	mu.Lock()
+	defer mu.Unlock()
+	e, ok, err := s.lookupLocked(key)
+	return err == nil && (!ok || fileName(key, e) != name)
+}
+
+// makeDurable fsyncs the new file name, then the directory.
+func (s *Store) makeDurable(name string) error {
+	if !mutated(mutNoFileSync) {
+		if err := s.files.SyncFiles([]string{name}); err != nil {
+			return err
+		}
+	}
+	if mutated(mutNoDirSync) {
+		return nil
+	}
+	return s.dirSync.sync(s.files.SyncDir)
+}
+
+// nextUndo returns the next undo sequence number.
+func (s *Store) nextUndo() uint64 {
+	n := &s.nosync
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.seq++
+	return n.seq - 1
+}
+
+// aloneDone notes that the Set of undo record seq is acknowledged: the next
+// commit deletes the record.
+func (s *Store) aloneDone(seq uint64) {
+	n := &s.nosync
+	n.mu.Lock()
+	n.acked = append(n.acked, seq)
+	n.mu.Unlock()
+}
+
+// takeAcked returns the undo records of acknowledged Sets, for a commit to
+// delete. A commit that fails loses them: recovery finds their files
+// intact and only deletes them.
+func (s *Store) takeAcked() []uint64 {
+	n := &s.nosync
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	a := n.acked
+	n.acked = nil
+	return a
 }

@@ -405,7 +405,8 @@ func (s *Store) setBuffers(key string, bufs [][]byte) error {
 		e.CRC = crc32.Update(e.CRC, datadir.Castagnoli, b)
 	}
 	name := escape.Name(key, v)
-	if err := s.files.Write(name, s.gc.spare(), bufs, !s.opts.NoSync && !mutated(mutNoFileSync)); err != nil {
+	// In sync mode installDurable fsyncs the file while the manifest commits.
+	if err := s.files.Write(name, s.gc.spare(), bufs, false); err != nil {
 		s.gc.leftover.Store(true)
 		return keyErr("set", key, s.failIfSync(err))
 	}
@@ -433,7 +434,7 @@ func (s *Store) setFrom(key string, r io.Reader) (int64, error) {
 		return 0, keyErr("set", key, err)
 	}
 	name := escape.Name(key, v)
-	n, crc, err := s.files.WriteFrom(name, s.gc.spare(), r, !s.opts.NoSync && !mutated(mutNoFileSync))
+	n, crc, err := s.files.WriteFrom(name, s.gc.spare(), r, false) // fsynced by installDurable
 	if err != nil {
 		s.gc.leftover.Store(true)
 		return 0, keyErr("set", key, s.failIfSync(err))
@@ -447,11 +448,8 @@ func (s *Store) setFrom(key string, r io.Reader) (int64, error) {
 // outcome is unknown: then both files stay, and the next Open keeps the
 // one the manifest names and removes the other.
 func (s *Store) install(op, key, name string, e manifest.Entry) error {
-	if !s.opts.NoSync && !mutated(mutNoDirSync) {
-		if err := s.dirSync.sync(s.files.SyncDir); err != nil {
-			s.drop(name)
-			return keyErr(op, key, s.fail(err))
-		}
+	if !s.opts.NoSync {
+		return s.installDurable(op, key, name, e)
 	}
 	old, had, err := s.commit(key, &e)
 	if err != nil {
@@ -479,15 +477,22 @@ func (s *Store) drop(name string) {
 // commit changes key's entry to *e, or deletes it if e is nil, and returns
 // the entry it had.
 func (s *Store) commit(key string, e *manifest.Entry) (old manifest.Entry, had bool, err error) {
+	old, had, _, err = s.commitEntry(key, e, false)
+	return old, had, err
+}
+
+// commitEntry is commit; in sync mode, alone commits an undo record of the
+// change (see installDurable) and returns its sequence number.
+func (s *Store) commitEntry(key string, e *manifest.Entry, alone bool) (old manifest.Entry, had bool, seq uint64, err error) {
 	mu := s.stripe(key)
 	mu.Lock()
 	defer mu.Unlock()
 	old, had, err = s.lookupLocked(key)
 	if err != nil {
-		return old, had, err
+		return old, had, 0, err
 	}
 	if e == nil && !had {
-		return old, had, ErrNotFound
+		return old, had, 0, ErrNotFound
 	}
 	b := s.man.NewBatch()
 	if e != nil {
@@ -505,6 +510,13 @@ func (s *Store) commit(key string, e *manifest.Entry) (old manifest.Entry, had b
 	if s.opts.NoSync {
 		err = s.nosync.commit(b, key, oldp, e)
 	} else {
+		for _, q := range s.takeAcked() {
+			b.DeleteUndo(q)
+		}
+		if alone {
+			seq = s.nextUndo() // under the stripe: a key's records are in commit order
+			b.PutUndo(&manifest.Undo{Seq: seq, Key: key, Old: oldp, New: e, Alone: true})
+		}
 		err = b.Commit(!mutated(mutNoManifestSync))
 	}
 	if err != nil {
@@ -512,7 +524,7 @@ func (s *Store) commit(key string, e *manifest.Entry) (old manifest.Entry, had b
 		if s.hot != nil {
 			s.hot.Remove(key)
 		}
-		return old, had, s.fail(err)
+		return old, had, seq, s.fail(err)
 	}
 	if s.hot != nil {
 		if e != nil && len(key) <= maxCachedKey {
@@ -531,7 +543,7 @@ func (s *Store) commit(key string, e *manifest.Entry) (old manifest.Entry, had b
 		s.count.Add(1)
 		s.bytes.Add(e.Size)
 	}
-	return old, had, nil
+	return old, had, seq, nil
 }
 
 // discard disposes of a superseded file of size bytes.

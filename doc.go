@@ -28,13 +28,18 @@
 // # Durability
 //
 // By default a Set, SetBuffers, SetFrom or Delete that returned nil survives a
-// crash of the process or the machine: the new file is fsynced, then the
-// directory, then the manifest entry is committed with sync; only then is the
-// replaced file retired, in the background: removed, or kept to be written
-// over by a later Set (never while a mapped View or a Store.Open stream still
-// reads it). An interrupted write leaves the
-// old value or the new one, never a torn one. Concurrent writers share the
-// directory and manifest syncs (group commit).
+// crash of the process or the machine. A Set writes the new file, then makes
+// it durable (the file's fsync, then the directory's) while, at the same
+// time, the manifest commits the new entry with sync, together with an undo
+// record; it returns once both are done, and only then is the replaced file
+// retired, in the background: removed, or kept to be written over by a later
+// Set (never while a mapped View or a Store.Open stream still reads it). A
+// crash between the two may leave an entry whose file did not reach the
+// disk: the next Open finds it through its undo record, checks the file
+// against the entry's checksum, and if it does not hold the value, gives the
+// key back its previous value (that Set was never acknowledged). An
+// interrupted write leaves the old value or the new one, never a torn one.
+// Concurrent writers share the directory and manifest syncs (group commit).
 //
 // With [Options].NoSync nothing is synced as it is written. After a crash,
 // of the machine or of the process alone (the manifest's log is written out

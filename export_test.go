@@ -7,6 +7,7 @@ var Mutations = map[string]int32{
 	"manifest without sync":      mutNoManifestSync,
 	"old file removed too early": mutRemoveTooEarly,
 	"batch rolled back in part":  mutSplitBatch,
+	"durable Set in flight kept": mutAloneIgnored,
 }
 
 // ApplyBuffered writes what a NoSync store's write buffer holds to files

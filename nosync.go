@@ -20,6 +20,9 @@ type nosyncState struct {
 	seq     uint64     // next undo sequence number
 	written []string   // files written since the last checkpoint
 	garbage []garbage  // files superseded since the last checkpoint
+	// acked, in sync mode, holds the undo records of acknowledged Sets
+	// (installDurable), for the next commit to delete.
+	acked []uint64
 
 	ckptMu   sync.Mutex // one checkpoint at a time
 	lastCkpt uint64

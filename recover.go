@@ -160,18 +160,26 @@ func (s *Store) recover() error {
 }
 
 // rollback undoes the NoSync operations after the first one whose file did
-// not survive the crash, so that the store holds a prefix of them.
+// not survive the crash, so that the store holds a prefix of them, and the
+// durable Sets in flight at the crash whose files did not survive
+// (rollbackAlone).
 func (s *Store) rollback() error {
 	ckpt, err := s.metaUint(metaCkpt)
 	if err != nil {
 		return err
 	}
-	var undos []manifest.Undo
+	var undos, alone []manifest.Undo
+	seq := ckpt
 	for u, err := range s.man.Undos(ckpt) {
 		if err != nil {
 			return fmt.Errorf("dirstore: open %s: manifest: %w", s.dir, err)
 		}
-		undos = append(undos, u)
+		seq = u.Seq + 1
+		if u.Alone {
+			alone = append(alone, u)
+		} else {
+			undos = append(undos, u)
+		}
 	}
 	first := len(undos)
 	for i, u := range undos {
@@ -186,10 +194,6 @@ func (s *Store) rollback() error {
 	// together.
 	for first > 0 && first < len(undos) && undos[first-1].More && !mutated(mutSplitBatch) {
 		first--
-	}
-	seq := ckpt
-	if len(undos) > 0 {
-		seq = undos[len(undos)-1].Seq + 1
 	}
 	b := s.man.NewBatch()
 	var kept, dropped []string
@@ -209,6 +213,12 @@ func (s *Store) rollback() error {
 			kept = append(kept, fileName(u.Key, *u.New))
 		}
 	}
+	lost, err := s.rollbackAlone(b, alone)
+	if err != nil {
+		b.Close()
+		return err
+	}
+	dropped = append(dropped, lost...)
 	// What survived the crash may still be only in the page cache.
 	if err := s.files.SyncFiles(kept); err != nil {
 		b.Close()
@@ -223,10 +233,71 @@ func (s *Store) rollback() error {
 	if n := len(undos) - first; n > 0 {
 		s.opts.Logf("dirstore: %s: rolled back the last %d unsynced operations", s.dir, n)
 	}
+	if n := len(lost); n > 0 {
+		s.opts.Logf("dirstore: %s: rolled back %d durable Sets that were in flight", s.dir, n)
+	}
 	for _, name := range dropped {
 		_ = s.files.Remove(name)
 	}
 	return nil
+}
+
+// rollbackAlone adds to b the rollback of each durable Set of alone (undo
+// records in commit order) that was in flight at the crash and whose file
+// did not survive, and returns those files (b nil: only finds them). A key's records are taken from
+// the newest: one is rolled back only if the key still has the entry it
+// gave (no later operation replaced it) and its file does not hold that
+// value; the first that is kept, or that a later operation replaced, ends
+// the key's rollback. Keys are independent: every Set acknowledged is
+// durable, whatever happened to the others.
+func (s *Store) rollbackAlone(b *manifest.Batch, alone []manifest.Undo) (lost []string, err error) {
+	if mutated(mutAloneIgnored) {
+		return nil, nil
+	}
+	type state struct {
+		cur  *manifest.Entry
+		done bool
+	}
+	keys := map[string]*state{}
+	for i := len(alone) - 1; i >= 0; i-- {
+		u := alone[i]
+		k := keys[u.Key]
+		if k == nil {
+			e, ok, err := s.man.Get(u.Key)
+			if err != nil {
+				return nil, fmt.Errorf("dirstore: open %s: manifest: %w", s.dir, err)
+			}
+			k = &state{}
+			if ok {
+				k.cur = &e
+			}
+			keys[u.Key] = k
+		}
+		if k.done || u.New == nil || k.cur == nil || !sameFile(*k.cur, *u.New) || s.intact(u.Key, *u.New) {
+			k.done = true
+			continue
+		}
+		if b != nil {
+			s.opts.Logf("dirstore: %s: the file %s of key %s does not hold the value of a Set in flight at the crash; the key keeps its previous value",
+				s.dir, fileName(u.Key, *u.New), quoteKey(u.Key))
+		}
+		switch {
+		case b == nil: // only looking
+		case u.Old != nil:
+			b.Put(u.Key, *u.Old)
+		default:
+			b.Delete(u.Key)
+		}
+		lost = append(lost, fileName(u.Key, *u.New))
+		k.cur = u.Old
+	}
+	return lost, nil
+}
+
+// sameFile reports whether a and b name the same value file with the same
+// contents.
+func sameFile(a, b manifest.Entry) bool {
+	return a.Version == b.Version && a.Legacy == b.Legacy && a.Size == b.Size && a.CRC == b.CRC
 }
 
 // intact reports whether key's file holds the value e describes.
@@ -242,10 +313,23 @@ func (s *Store) checkReadOnlyRecovery() error {
 	if err != nil {
 		return err
 	}
-	for _, err := range s.man.Undos(ckpt) {
+	var alone []manifest.Undo
+	for u, err := range s.man.Undos(ckpt) {
 		if err != nil {
 			return s.metaErr(err)
 		}
+		if !u.Alone {
+			return fmt.Errorf("dirstore: open %s: was not closed cleanly and needs recovery; open it writable once: %w", s.dir, ErrReadOnly)
+		}
+		alone = append(alone, u)
+	}
+	// Durable Sets in flight at the crash need nothing unless their files
+	// did not survive.
+	lost, err := s.rollbackAlone(nil, alone)
+	if err != nil {
+		return err
+	}
+	if len(lost) > 0 {
 		return fmt.Errorf("dirstore: open %s: was not closed cleanly and needs recovery; open it writable once: %w", s.dir, ErrReadOnly)
 	}
 	for ke, err := range s.man.Entries("") {

@@ -11,7 +11,7 @@ import (
 const (
 	metaState = "state" // storeState
 	metaLease = "lease" // versions below it may have been handed out
-	metaCkpt  = "ckpt"  // NoSync: undo records below it are obsolete
+	metaCkpt  = "ckpt"  // undo records below it are obsolete
 )
 
 // leaseChunk is how many versions one durable lease reserves.
@@ -87,6 +87,13 @@ func (s *Store) writeCleanState() error {
 	next := s.versions.next
 	s.versions.mu.Unlock()
 	b := s.man.NewBatch()
+	if !s.opts.NoSync {
+		// Every Set is acknowledged and durable: their undo records
+		// (installDurable) are obsolete.
+		seq := s.nextUndo()
+		b.DeleteUndos(seq)
+		b.SetMeta(metaCkpt, binary.AppendUvarint(nil, seq))
+	}
 	b.SetMeta(metaState, storeState{clean: true, count: s.count.Load(), bytes: s.bytes.Load(), next: next}.encode())
 	return b.Commit(true)
 }

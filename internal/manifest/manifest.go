@@ -74,18 +74,34 @@ func DecodeEntry(b []byte) (Entry, []byte, error) {
 	return e, b[4:], nil
 }
 
-// Undo records one operation of a store that does not sync every write,
-// so that recovery can roll back to a prefix of the acknowledged
-// operations: the key, the entry it had before (if any) and the entry it was
-// given (if any; none for a delete). More marks a record whose successor
-// was committed in the same batch: the records of one batch stand for
-// operations that recovery keeps or rolls back together.
+// Undo records one operation whose durability the store did not wait for
+// before committing it, with the key, the entry it had before (if any) and
+// the entry it was given (if any; none for a delete).
+//
+// A store that does not sync every write commits one for each operation, so
+// that recovery can roll back to a prefix of the acknowledged operations.
+// More marks a record whose successor was committed in the same batch: the
+// records of one batch stand for operations that recovery keeps or rolls
+// back together.
+//
+// A store that syncs every write commits one with Alone set for each Set
+// whose manifest commit runs concurrently with the fsync of its file: the
+// Set is acknowledged only once both are done, so recovery rolls such an
+// operation back on its own, if its file did not survive, without touching
+// the operations after it.
 type Undo struct {
 	Seq      uint64
 	Key      string
 	Old, New *Entry
 	More     bool
+	Alone    bool
 }
+
+// Flags of an undo record, in a last byte absent when none is set.
+const (
+	undoMore  = 1 << 0
+	undoAlone = 1 << 1
+)
 
 func (u *Undo) encode() []byte {
 	b := binary.AppendUvarint(nil, uint64(len(u.Key)))
@@ -97,8 +113,15 @@ func (u *Undo) encode() []byte {
 		}
 		b = e.AppendEncode(append(b, 1))
 	}
+	var flags byte
 	if u.More {
-		b = append(b, 1) // absent in records of single operations
+		flags |= undoMore
+	}
+	if u.Alone {
+		flags |= undoAlone
+	}
+	if flags != 0 {
+		b = append(b, flags)
 	}
 	return b
 }
@@ -126,8 +149,8 @@ func decodeUndo(seq uint64, b []byte) (Undo, error) {
 		*p, b = &e, rest
 	}
 	switch {
-	case len(b) == 1 && b[0] == 1:
-		u.More = true
+	case len(b) == 1 && b[0] != 0 && b[0]&^(undoMore|undoAlone) == 0:
+		u.More, u.Alone = b[0]&undoMore != 0, b[0]&undoAlone != 0
 	case len(b) != 0:
 		return u, ErrCorrupt
 	}
@@ -274,6 +297,9 @@ func (b *Batch) SetMeta(name string, v []byte) { _ = b.b.Set(metaKey(name), v, n
 
 // PutUndo records u under u.Seq.
 func (b *Batch) PutUndo(u *Undo) { _ = b.b.Set(undoKey(u.Seq), u.encode(), nil) }
+
+// DeleteUndo removes the undo record seq.
+func (b *Batch) DeleteUndo(seq uint64) { _ = b.b.Delete(undoKey(seq), nil) }
 
 // DeleteUndos removes the undo records with sequence numbers below end.
 func (b *Batch) DeleteUndos(end uint64) {
