@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/dirstore/dirstore"
+	"github.com/dirstore/dirstore/internal/storetest"
 )
 
 // The benchmarks come in pairs, "store" against a reference ("os", ...),
@@ -33,7 +34,7 @@ func benchValue(n int) []byte {
 func BenchmarkGet1KiB(b *testing.B) {
 	v := benchValue(1024)
 	b.Run("store", func(b *testing.B) {
-		s := openT(b, b.TempDir(), nil)
+		s := storetest.Open(b, b.TempDir(), nil)
 		for i := range benchKeys {
 			mustSet(b, s, fmt.Sprint("key", i), v)
 		}
@@ -93,7 +94,7 @@ func interleave(b *testing.B, store, ref func(i int) error) {
 // 0.85). The Sets pay for writing their files (see applyEvery).
 func BenchmarkSetNew1KiB(b *testing.B) {
 	v := benchValue(1024)
-	s := openT(b, b.TempDir(), &dirstore.Options{NoSync: true})
+	s := storetest.Open(b, b.TempDir(), &dirstore.Options{NoSync: true})
 	dir := b.TempDir()
 	b.ResetTimer()
 	interleave(b, func(i int) error {
@@ -140,7 +141,7 @@ func BenchmarkOverwrite1KiB(b *testing.B) {
 	}{{"keys=1", 1, 0}, {"keys=1000", 1000, 0}, {"keys=1000,unbuffered", 1000, -1}} {
 		n := c.n
 		b.Run(c.name, func(b *testing.B) {
-			s := openT(b, b.TempDir(), &dirstore.Options{NoSync: true, WriteBuffer: c.buffer})
+			s := storetest.Open(b, b.TempDir(), &dirstore.Options{NoSync: true, WriteBuffer: c.buffer})
 			dir := b.TempDir()
 			for i := range n {
 				mustSet(b, s, fmt.Sprint("key", i), v)
@@ -170,7 +171,7 @@ func BenchmarkSetSync(b *testing.B) {
 	v := benchValue(1024)
 	for _, g := range []int{1, 8} {
 		b.Run(fmt.Sprintf("goroutines=%d", g), func(b *testing.B) {
-			s := openT(b, b.TempDir(), nil)
+			s := storetest.Open(b, b.TempDir(), nil)
 			runSplit(b, g, func(i int64) error { return s.Set(fmt.Sprint("key", i), v) })
 		})
 	}

@@ -17,17 +17,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/dirstore/dirstore"
+	"github.com/dirstore/dirstore/internal/storetest"
 )
-
-func openT(t testing.TB, dir string, o *dirstore.Options) *dirstore.Store {
-	t.Helper()
-	s, err := dirstore.Open(dir, o)
-	if err != nil {
-		t.Fatalf("Open(%s): %v", dir, err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
 
 func keys(t testing.TB, s *dirstore.Store) []string {
 	t.Helper()
@@ -140,14 +131,14 @@ func checkMapping(t *testing.T, s *dirstore.Store) {
 func TestMapping(t *testing.T) {
 	for _, o := range []dirstore.Options{{}, {NoSync: true}, {Mmap: true}, {EntryCache: -1}} {
 		t.Run(fmt.Sprintf("%+v", o), func(t *testing.T) {
-			checkMapping(t, openT(t, t.TempDir(), &o))
+			checkMapping(t, storetest.Open(t, t.TempDir(), &o))
 		})
 	}
 }
 
 func TestImplementation(t *testing.T) {
 	dir := t.TempDir()
-	s := openT(t, dir, nil)
+	s := storetest.Open(t, dir, nil)
 	if s.Len() != 0 {
 		t.Fatal("new store not empty")
 	}
@@ -171,7 +162,7 @@ func TestImplementation(t *testing.T) {
 
 func TestMmapView(t *testing.T) {
 	dir := t.TempDir()
-	s := openT(t, dir, &dirstore.Options{Mmap: true})
+	s := storetest.Open(t, dir, &dirstore.Options{Mmap: true})
 	mustSet(t, s, "x", []byte("123"))
 	mustSet(t, s, "empty", nil)
 	for k, want := range map[string]string{"x": "123", "empty": ""} {
@@ -196,7 +187,7 @@ func TestMmapView(t *testing.T) {
 
 func TestString(t *testing.T) {
 	dir := t.TempDir()
-	s := openT(t, dir, nil)
+	s := storetest.Open(t, dir, nil)
 	if want := fmt.Sprintf("<Store: %s, 0 elements>", dir); s.String() != want {
 		t.Fatalf("String() = %q, want %q", s.String(), want)
 	}
@@ -204,7 +195,7 @@ func TestString(t *testing.T) {
 
 func TestDeleteVersions(t *testing.T) {
 	dir := t.TempDir()
-	s := openT(t, dir, nil)
+	s := storetest.Open(t, dir, nil)
 	step := func(want ...string) {
 		t.Helper()
 		if err := s.Sync(); err != nil {
@@ -226,14 +217,14 @@ func TestDeleteVersions(t *testing.T) {
 	step("x#2")
 	// Nor across a reopen.
 	s.Close()
-	s = openT(t, dir, nil)
+	s = storetest.Open(t, dir, nil)
 	mustSet(t, s, "x", []byte("456"))
 	step("x#3")
 }
 
 func TestArbitraryChars(t *testing.T) {
 	dir := t.TempDir()
-	s := openT(t, dir, nil)
+	s := storetest.Open(t, dir, nil)
 	for i := 1; i < 128; i += 16 {
 		var b strings.Builder
 		b.WriteString("foo_")
@@ -249,7 +240,7 @@ func TestArbitraryChars(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		s = openT(t, dir, nil)
+		s = storetest.Open(t, dir, nil)
 		checkItems(t, s, map[string]string{key: "foo"})
 		if err := s.Delete(key); err != nil {
 			t.Fatal(err)
@@ -262,7 +253,7 @@ func TestArbitraryChars(t *testing.T) {
 
 func TestHostileKeys(t *testing.T) {
 	dir := t.TempDir()
-	s := openT(t, dir, nil)
+	s := storetest.Open(t, dir, nil)
 	ks := []string{"", ".", "..", "/", "../x", "a/../../b", "#", "#1", "%", "%2F", "\x00", "\xff\xfe", "日本語",
 		".dirstore", ".dirstore/LOCK", strings.Repeat("k", 64<<10), strings.Repeat("/", 300), strings.Repeat("é", 200)}
 	for i, k := range ks {
@@ -291,11 +282,11 @@ func TestHostileKeys(t *testing.T) {
 		t.Fatalf("the parent of the store has %d entries", len(parent))
 	}
 	s.Close()
-	check(openT(t, dir, nil))
+	check(storetest.Open(t, dir, nil))
 }
 
 func TestWriteBuffers(t *testing.T) {
-	s := openT(t, t.TempDir(), nil)
+	s := storetest.Open(t, t.TempDir(), nil)
 	if err := s.SetBuffers("x", []byte("123"), nil, []byte("4567")); err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +310,7 @@ func TestWriteBuffers(t *testing.T) {
 }
 
 func TestSetFrom(t *testing.T) {
-	s := openT(t, t.TempDir(), nil)
+	s := storetest.Open(t, t.TempDir(), nil)
 	want := bytes.Repeat([]byte("0123456789abcdef"), 100_000)
 	n, err := s.SetFrom("big", bytes.NewReader(want))
 	if err != nil || n != int64(len(want)) {
@@ -378,7 +369,7 @@ func TestErrors(t *testing.T) {
 	if err := s.Close(); !errors.Is(err, fs.ErrClosed) {
 		t.Fatalf("second Close = %v", err)
 	}
-	ro := openT(t, dir, &dirstore.Options{ReadOnly: true})
+	ro := storetest.Open(t, dir, &dirstore.Options{ReadOnly: true})
 	if got := mustGet(t, ro, "k"); string(got) != "v" {
 		t.Fatalf("read-only Get = %q", got)
 	}
@@ -397,7 +388,7 @@ func TestErrors(t *testing.T) {
 
 func TestPermissions(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "new")
-	s := openT(t, dir, nil)
+	s := storetest.Open(t, dir, nil)
 	mustSet(t, s, "k", []byte("v"))
 	for name, want := range map[string]fs.FileMode{dir: 0o700, filepath.Join(dir, "k#0"): 0o600} {
 		fi, err := os.Stat(name)
@@ -410,7 +401,7 @@ func TestPermissions(t *testing.T) {
 func TestCorruption(t *testing.T) {
 	dir := t.TempDir()
 	for _, mmap := range []bool{false, true} {
-		s := openT(t, dir, &dirstore.Options{Mmap: mmap})
+		s := storetest.Open(t, dir, &dirstore.Options{Mmap: mmap})
 		value := bytes.Repeat([]byte("abcdefgh"), 1024)
 		damage := map[string]func(string) error{
 			"flip": func(p string) error {
@@ -480,7 +471,7 @@ func TestCorruption(t *testing.T) {
 
 // TestStressDifferentKeys ports zict's check_different_keys_threadsafe.
 func TestStressDifferentKeys(t *testing.T) {
-	s := openT(t, t.TempDir(), &dirstore.Options{NoSync: true})
+	s := storetest.Open(t, t.TempDir(), &dirstore.Options{NoSync: true})
 	var wg sync.WaitGroup
 	for i, kv := range [][2]string{{"x", "123"}, {"y", "456"}} {
 		wg.Add(1)
@@ -513,7 +504,7 @@ func TestStressDifferentKeys(t *testing.T) {
 // TestStressSameKey ports zict's check_same_key_threadsafe.
 func TestStressSameKey(t *testing.T) {
 	dir := t.TempDir()
-	s := openT(t, dir, &dirstore.Options{NoSync: true})
+	s := storetest.Open(t, dir, &dirstore.Options{NoSync: true})
 	var wg sync.WaitGroup
 	for _, kv := range [][2]string{{"x", "123"}, {"x", "456"}, {"y", "123"}, {"y", "456"}} {
 		wg.Add(1)
@@ -560,7 +551,7 @@ func TestStressSameKey(t *testing.T) {
 // of a large store got slower with every session).
 func TestReadOnlySessionsLeaveManifestTables(t *testing.T) {
 	mem := vfs.NewMem()
-	s := openT(t, "/s", &dirstore.Options{FS: mem})
+	s := storetest.Open(t, "/s", &dirstore.Options{FS: mem})
 	for i := range 100 {
 		mustSet(t, s, fmt.Sprint("k", i), []byte("v"))
 	}
@@ -582,11 +573,11 @@ func TestReadOnlySessionsLeaveManifestTables(t *testing.T) {
 		return ssts
 	}
 	// The first reopen flushes what the writing session logged.
-	s = openT(t, "/s", &dirstore.Options{FS: mem})
+	s = storetest.Open(t, "/s", &dirstore.Options{FS: mem})
 	s.Close()
 	before := tables()
 	for range 5 {
-		s = openT(t, "/s", &dirstore.Options{FS: mem})
+		s = storetest.Open(t, "/s", &dirstore.Options{FS: mem})
 		if got := mustGet(t, s, "k7"); string(got) != "v" || s.Len() != 100 {
 			t.Fatalf("Get = %q, Len = %d", got, s.Len())
 		}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/dirstore/dirstore"
 	"github.com/dirstore/dirstore/internal/filetest"
+	"github.com/dirstore/dirstore/internal/storetest"
 )
 
 func writeFile(t testing.TB, content []byte) string {
@@ -54,15 +55,6 @@ var storeKinds = []struct {
 }{
 	{"dir", func() vfs.FS { return nil }},
 	{"mem", func() vfs.FS { return vfs.NewMem() }},
-}
-
-func openStore(t testing.TB, fsys vfs.FS) *dirstore.Store {
-	t.Helper()
-	dir := t.TempDir()
-	if fsys != nil {
-		dir = "/store"
-	}
-	return openT(t, dir, &dirstore.Options{FS: fsys})
 }
 
 // TestStreamConformance runs the io conformance suite over every read path
@@ -102,7 +94,7 @@ func TestStreamConformance(t *testing.T) {
 				name += "/nocache"
 			}
 			t.Run(name, func(t *testing.T) {
-				s := openStore(t, sk.fs())
+				s := storetest.Open(t, "", &dirstore.Options{FS: sk.fs()})
 				filetest.Run(t, func(t *testing.T, content []byte) filetest.Opener {
 					key := t.Name()
 					if err := s.Set(key, content); err != nil {
@@ -507,7 +499,7 @@ func TestStreamNoIdentLeak(t *testing.T) {
 func TestStreamStoreOpen(t *testing.T) {
 	for _, k := range storeKinds {
 		t.Run(k.name, func(t *testing.T) {
-			s := openStore(t, k.fs())
+			s := storetest.Open(t, "", &dirstore.Options{FS: k.fs()})
 			value := bytes.Repeat([]byte("0123456789abcdef"), 1000)
 			if err := s.Set("k", value); err != nil {
 				t.Fatal(err)
@@ -560,7 +552,7 @@ func TestStreamStoreOpen(t *testing.T) {
 func TestStreamStoreOldVersion(t *testing.T) {
 	for _, k := range storeKinds {
 		t.Run(k.name, func(t *testing.T) {
-			s := openStore(t, k.fs())
+			s := storetest.Open(t, "", &dirstore.Options{FS: k.fs()})
 			v1 := bytes.Repeat([]byte("1"), 5000)
 			v2 := bytes.Repeat([]byte("2"), 5000)
 			s.Set("k", v1)
@@ -615,7 +607,7 @@ func TestStreamStoreOldVersion(t *testing.T) {
 }
 
 func TestStreamStoreCorrupt(t *testing.T) {
-	s := openStore(t, nil)
+	s := storetest.Open(t, "", nil, storetest.LeftDamaged("k's file is truncated behind its back"))
 	value := bytes.Repeat([]byte("abcdefgh"), 1000)
 	s.Set("k", value)
 	st, err := s.OpenStream("k", &dirstore.StreamOptions{Cache: dirstore.NoCache})
@@ -652,7 +644,7 @@ func TestStreamStoreCorrupt(t *testing.T) {
 func TestStreamStoreHook(t *testing.T) {
 	for _, k := range storeKinds {
 		t.Run(k.name, func(t *testing.T) {
-			s := openStore(t, k.fs())
+			s := storetest.Open(t, "", &dirstore.Options{FS: k.fs()})
 			type call struct {
 				ev     dirstore.Event
 				stream bool
@@ -712,7 +704,7 @@ func TestStreamStoreHook(t *testing.T) {
 // TestStreamStoreHookMmapView: with Options.Mmap, a View's read hooks get the
 // value too (a copy: they run after the Store's lock is released).
 func TestStreamStoreHookMmapView(t *testing.T) {
-	s := openT(t, t.TempDir(), &dirstore.Options{Mmap: true})
+	s := storetest.Open(t, t.TempDir(), &dirstore.Options{Mmap: true})
 	s.Set("k", []byte("mapped"))
 	var got string
 	s.Hook(dirstore.OnRead, func(_ *dirstore.Stream, data []byte, _ int) { got = string(data) })

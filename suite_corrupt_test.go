@@ -19,6 +19,7 @@ import (
 
 	"github.com/dirstore/dirstore"
 	"github.com/dirstore/dirstore/internal/escape"
+	"github.com/dirstore/dirstore/internal/storetest"
 )
 
 var (
@@ -136,7 +137,7 @@ func TestCorrupt(t *testing.T) {
 	// that Sync made durable.
 	opts := &dirstore.Options{NoSync: true}
 	mopts := &dirstore.Options{NoSync: true, Mmap: true}
-	s := openT(t, dir, opts)
+	s := storetest.Open(t, dir, opts)
 	keys := make([]string, nkeys)
 	values := map[string][]byte{}
 	for i := range keys {
@@ -179,13 +180,13 @@ func TestCorrupt(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		s = openT(t, dir, mopts)
+		s = storetest.Open(t, dir, mopts)
 		checkCorrupt(t, s, cs, true, warmCache)
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
 		// Repair: new values for the damaged keys.
-		s = openT(t, dir, opts)
+		s = storetest.Open(t, dir, opts)
 		for _, c := range cs {
 			values[c.key] = corruptValue(rng)
 			mustSet(t, s, c.key, values[c.key])
@@ -334,7 +335,7 @@ func readStreamWhole(s *dirstore.Store, key string, o *dirstore.StreamOptions, v
 // damaged in the meantime is read back as wrong bytes with a nil error, even
 // with NoCache. Get, View and Verify do catch it.
 func TestCorruptStreamAfterVerified(t *testing.T) {
-	s := openT(t, t.TempDir(), nil)
+	s := storetest.Open(t, t.TempDir(), nil, storetest.LeftDamaged("k's file is damaged behind its back"))
 	value := bytes.Repeat([]byte("0123456789abcdef"), 256)
 	mustSet(t, s, "k", value)
 	first, err := s.OpenStream("k", &dirstore.StreamOptions{Cache: dirstore.NoCache})
@@ -390,7 +391,7 @@ func TestCorruptCLI(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	dir := t.TempDir()
-	s := openT(t, dir, nil)
+	s := storetest.Open(t, dir, nil, storetest.LeftDamaged("the dirstore tool is run on damaged files"))
 	values := map[string][]byte{}
 	for i := range 12 {
 		k := fmt.Sprintf("v%02d", i)
@@ -435,7 +436,7 @@ func TestCorruptCLI(t *testing.T) {
 // reading them gives ErrCorrupt.
 func TestRecoveryReportsDamagedFiles(t *testing.T) {
 	mem := vfs.NewCrashableMem()
-	s := openT(t, "/s", &dirstore.Options{FS: mem})
+	s := storetest.Open(t, "/s", &dirstore.Options{FS: mem})
 	for _, k := range []string{"gone", "short", "fine"} {
 		mustSet(t, s, k, []byte("value of "+k))
 	}
@@ -461,7 +462,7 @@ func TestRecoveryReportsDamagedFiles(t *testing.T) {
 		}
 	}
 	var logs []string
-	s = openT(t, "/s", &dirstore.Options{FS: crashed, Logf: func(f string, args ...any) { logs = append(logs, fmt.Sprintf(f, args...)) }})
+	s = storetest.Open(t, "/s", &dirstore.Options{FS: crashed, Logf: func(f string, args ...any) { logs = append(logs, fmt.Sprintf(f, args...)) }}, storetest.LeftDamaged("files lost in the crash stay lost"))
 	defer s.Close()
 	report := strings.Join(logs, "\n")
 	if !strings.Contains(report, `key "gone" is missing`) || !strings.Contains(report, `key "short" has 5 bytes, not 14`) || strings.Contains(report, `"fine"`) {
@@ -483,7 +484,7 @@ func TestRecoveryReportsDamagedFiles(t *testing.T) {
 func TestRecoveryReportsLostNoSyncValues(t *testing.T) {
 	mem := vfs.NewCrashableMem()
 	opts := &dirstore.Options{FS: mem, NoSync: true, CheckpointInterval: time.Hour}
-	s := openT(t, "/s", opts)
+	s := storetest.Open(t, "/s", opts)
 	mustSet(t, s, "a", []byte("value of a"))
 	if err := s.Sync(); err != nil {
 		t.Fatal(err)
@@ -526,7 +527,7 @@ func TestRecoveryReportsLostNoSyncValues(t *testing.T) {
 	var logs []string
 	opts.FS = crashed
 	opts.Logf = func(f string, args ...any) { logs = append(logs, fmt.Sprintf(f, args...)) }
-	s = openT(t, "/s", opts)
+	s = storetest.Open(t, "/s", opts)
 	report := strings.Join(logs, "\n")
 	// The padding's batch may or may not have reached the log.
 	if !strings.Contains(report, fmt.Sprintf(`the file %s of key "b" does not hold the value written`, damaged)) ||

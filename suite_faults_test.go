@@ -11,6 +11,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"github.com/dirstore/dirstore"
+	"github.com/dirstore/dirstore/internal/storetest"
 )
 
 // faultFS injects err into the operations of kind (on value files only:
@@ -28,7 +29,7 @@ func TestENOSPCKeepsPreviousState(t *testing.T) {
 	for _, kind := range []errorfs.OpKind{errorfs.OpCreate, errorfs.OpFileWrite} {
 		var on atomic.Bool
 		fsys := faultFS(&on, kind, syscall.ENOSPC)
-		s := openT(t, "/s", &dirstore.Options{FS: fsys})
+		s := storetest.Open(t, "/s", &dirstore.Options{FS: fsys})
 		mustSet(t, s, "k", []byte("old"))
 		on.Store(true)
 		if err := s.Set("k", []byte("new")); !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), `"k"`) {
@@ -60,7 +61,7 @@ func TestENOSPCKeepsPreviousState(t *testing.T) {
 func TestFailedSyncRefusesWrites(t *testing.T) {
 	var on atomic.Bool
 	fsys := faultFS(&on, errorfs.OpFileSync, syscall.EIO)
-	s := openT(t, "/s", &dirstore.Options{FS: fsys})
+	s := storetest.Open(t, "/s", &dirstore.Options{FS: fsys})
 	mustSet(t, s, "k", []byte("old"))
 	on.Store(true)
 	if err := s.Set("k", []byte("new")); !errors.Is(err, syscall.EIO) {
@@ -75,7 +76,7 @@ func TestFailedSyncRefusesWrites(t *testing.T) {
 	}
 	s.Close()
 	// Reopening starts afresh, with the acknowledged state.
-	s = openT(t, "/s", &dirstore.Options{FS: fsys})
+	s = storetest.Open(t, "/s", &dirstore.Options{FS: fsys})
 	if got := mustGet(t, s, "k"); string(got) != "old" || s.Len() != 1 {
 		t.Fatalf("after reopen: %q, %d keys", got, s.Len())
 	}
