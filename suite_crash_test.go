@@ -17,6 +17,7 @@ import (
 
 	"github.com/dirstore/dirstore"
 	"github.com/dirstore/dirstore/internal/escape"
+	"github.com/dirstore/dirstore/internal/tornfs"
 )
 
 var (
@@ -320,7 +321,7 @@ func runCrash(t *testing.T, seed uint64, c crashConfig, nops, nkeys, maxValue in
 	// must not tear or lose either.
 	models := []model{{}}
 	mem := vfs.NewCrashableMem()
-	torn := newTornFS(mem)
+	torn := tornfs.New(mem)
 	var cloneRNG = rand.New(rand.NewPCG(seed, 2))
 	var rngMu sync.Mutex
 	rec := &crashRecorder{mem: mem, cfg: func() vfs.CrashCloneCfg {
@@ -333,7 +334,7 @@ func runCrash(t *testing.T, seed uint64, c crashConfig, nops, nkeys, maxValue in
 			rngMu.Lock()
 			r := rand.New(rand.NewPCG(cloneRNG.Uint64(), 1))
 			rngMu.Unlock()
-			torn.tear(clone, r)
+			torn.Tear(clone, r)
 		}
 	}
 	var fsys vfs.FS = errorfs.Wrap(torn, rec)
@@ -403,9 +404,7 @@ func runCrash(t *testing.T, seed uint64, c crashConfig, nops, nkeys, maxValue in
 	}
 	t.Logf("checked %d crash points of %d operations", checked, len(ops))
 	if c.torn {
-		torn.mu.Lock()
-		n := torn.torn
-		torn.mu.Unlock()
+		n := torn.Torn()
 		t.Logf("tore %d unsynced ranges", n)
 		if n == 0 {
 			t.Fatal("the torn-write model tore nothing")
