@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -588,4 +589,66 @@ func TestReadOnlySessionsLeaveManifestTables(t *testing.T) {
 	if after := tables(); !slices.Equal(before, after) {
 		t.Fatalf("read-only sessions changed the manifest's tables from %q to %q", before, after)
 	}
+}
+
+// TestHeapDoesNotGrowWithKeys: the keys live in the manifest, not in RAM,
+// so the heap after Open, Len and 1,000 Has grows by less than 8 MiB from
+// 1,000 to 100,000 keys. The stores live in memory (vfs.NewMem, whose files
+// are on the heap already before Open) to spare the disk 100,000 files.
+func TestHeapDoesNotGrowWithKeys(t *testing.T) {
+	mem := vfs.NewMem()
+	fillStore(t, mem, "/small", 1000)
+	fillStore(t, mem, "/large", 100_000)
+	// The first Open deletes the log the filling left behind, which on
+	// vfs.NewMem frees heap: measure the second.
+	heapAfterOpen(t, mem, "/small", 1000)
+	heapAfterOpen(t, mem, "/large", 100_000)
+	hs := heapAfterOpen(t, mem, "/small", 1000)
+	hl := heapAfterOpen(t, mem, "/large", 100_000)
+	t.Logf("heap after open: %d KiB with 1,000 keys, %d KiB with 100,000", hs>>10, hl>>10)
+	if hl > hs+8<<20 {
+		t.Fatalf("the heap grew by %d KiB from 1,000 to 100,000 keys", (hl-hs)>>10)
+	}
+}
+
+// fillStore makes a cleanly closed store of n keys with 16-byte values.
+func fillStore(tb testing.TB, fsys vfs.FS, dir string, n int) {
+	s, err := dirstore.Open(dir, &dirstore.Options{NoSync: true, FS: fsys})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	v := benchValue(16)
+	for i := range n {
+		mustSet(tb, s, fmt.Sprintf("key%07d", i), v)
+	}
+	if err := s.Close(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// heapAfterOpen returns the live heap after opening dir and calling Len and
+// 1,000 Has, with the store still open.
+func heapAfterOpen(tb testing.TB, fsys vfs.FS, dir string, n int) int64 {
+	var ms runtime.MemStats
+	for range 3 { // sync.Pools and finalizers of earlier stores take several cycles
+		runtime.GC()
+	}
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+	s, err := dirstore.Open(dir, &dirstore.Options{FS: fsys})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer s.Close()
+	if s.Len() != n {
+		tb.Fatalf("Len = %d, want %d", s.Len(), n)
+	}
+	for i := range 1000 {
+		if ok, err := s.Has(fmt.Sprintf("key%07d", i*(n/1000))); !ok || err != nil {
+			tb.Fatalf("Has = %v, %v", ok, err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc) - int64(before)
 }
