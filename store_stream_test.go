@@ -3,11 +3,13 @@ package dirstore_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -249,5 +251,40 @@ func TestStreamStoreHookMmapView(t *testing.T) {
 	}
 	if got != "mapped" {
 		t.Fatalf("hook got %q", got)
+	}
+}
+
+// TestStoreHookNotRunByVerify: Verify reads every value but runs no hook
+// (Store.Hook's doc); a Get after it does, so the hooks are in place.
+func TestStoreHookNotRunByVerify(t *testing.T) {
+	for _, mmap := range []bool{false, true} {
+		t.Run(fmt.Sprintf("mmap=%v", mmap), func(t *testing.T) {
+			s := storetest.Open(t, "", &dirstore.Options{Mmap: mmap})
+			mustSet(t, s, "a", []byte("1"))
+			mustSet(t, s, "b", []byte("22"))
+			var calls atomic.Int64
+			for _, ev := range []dirstore.Event{dirstore.OnRead, dirstore.OnWrite} {
+				if err := s.Hook(ev, func(*dirstore.Stream, []byte, int) { calls.Add(1) }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			verified := 0
+			if err := s.Verify(func(key string, err error) bool {
+				if err != nil {
+					t.Errorf("Verify(%q): %v", key, err)
+				}
+				verified++
+				return true
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if verified != 2 || calls.Load() != 0 {
+				t.Fatalf("Verify checked %d keys and ran hooks %d times; want 2 and none", verified, calls.Load())
+			}
+			mustGet(t, s, "a")
+			if calls.Load() != 1 {
+				t.Fatalf("a Get ran the read hook %d times, want once", calls.Load())
+			}
+		})
 	}
 }
