@@ -3,7 +3,6 @@ package dirstore_test
 import (
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -96,7 +95,7 @@ func (r *recoveryStory) run(t *testing.T, d *datadriven.TestData) string {
 				}
 				continue
 			}
-			r.writeFile(t, r.fs, name, []byte(content))
+			storetest.WriteFile(t, r.fs, storyDir+"/"+name, []byte(content))
 		}
 		return r.ls(t)
 	case "open":
@@ -165,11 +164,11 @@ func (r *recoveryStory) run(t *testing.T, d *datadriven.TestData) string {
 					}
 					fmt.Fprintf(&b, "lost %s\n", name)
 				case "garble":
-					data := r.readFile(t, clone, name)
+					data := storetest.ReadFile(t, clone, storyDir+"/"+name)
 					for i := range data {
 						data[i] ^= 0xff
 					}
-					r.writeFile(t, clone, name, data)
+					storetest.WriteFile(t, clone, storyDir+"/"+name, data)
 					fmt.Fprintf(&b, "garbled %s\n", name)
 				case "nolog":
 				default:
@@ -192,35 +191,6 @@ func (r *recoveryStory) run(t *testing.T, d *datadriven.TestData) string {
 		t.Fatalf("unknown command %s", d.Cmd)
 		return ""
 	}
-}
-
-func (r *recoveryStory) writeFile(t *testing.T, fsys vfs.FS, name string, data []byte) {
-	t.Helper()
-	f, err := fsys.Create(storyDir+"/"+name, vfs.WriteCategoryUnspecified)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Sync(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (r *recoveryStory) readFile(t *testing.T, fsys vfs.FS, name string) []byte {
-	t.Helper()
-	f, err := fsys.Open(storyDir + "/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
 }
 
 // newest returns the name of key's file with the highest version in fsys.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -449,7 +450,7 @@ func crashPointErr(p crashPoint, ops []workOp, models []model, nosync bool) erro
 	hi := min(p.acked+p.inflight, len(ops))
 	match := -1
 	for i := hi; i >= lo; i-- {
-		if mapsEqual(got, models[i]) || (i < hi && midBufferOp(got, ops[i], models[i], models[i+1])) {
+		if maps.Equal(got, models[i]) || (i < hi && midBufferOp(got, ops[i], models[i], models[i+1])) {
 			match = i
 			break
 		}
@@ -502,18 +503,6 @@ func midBufferOp(got model, o workOp, a, b model) bool {
 			}
 		case !gok, aok && g == av, bok && g == bv:
 		default:
-			return false
-		}
-	}
-	return true
-}
-
-func mapsEqual(a, b model) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
 			return false
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -175,7 +176,7 @@ func FuzzHostileKeys(f *testing.F) {
 		model := map[string][]byte{}
 		check := func(when string) {
 			t.Helper()
-			if got := treeState(t, root, dir); !mapsEqualStr(got, before) {
+			if got := treeState(t, root, dir); !maps.Equal(got, before) {
 				t.Fatalf("%s: the directories around the store changed:\n got %q\nwant %q", when, got, before)
 			}
 			checkStoreDirOwn(t, dir, nil)
@@ -288,18 +289,6 @@ func FuzzHostileKeys(f *testing.F) {
 	})
 }
 
-func mapsEqualStr(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
-}
-
 // plant puts a hostile entry of the given kind at path, aimed at the
 // outside file target (and its directory).
 func plant(t testing.TB, kind, path, target string) {
@@ -399,7 +388,7 @@ func TestHostilePlanted(t *testing.T) {
 				before := treeState(t, root, dir)
 				outsideSame := func(when string) {
 					t.Helper()
-					if got := treeState(t, root, dir); !mapsEqualStr(got, before) {
+					if got := treeState(t, root, dir); !maps.Equal(got, before) {
 						t.Errorf("%s: outside the store changed:\n got %q\nwant %q", when, got, before)
 					}
 				}

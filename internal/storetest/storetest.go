@@ -17,6 +17,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"slices"
 	"testing"
@@ -170,4 +171,36 @@ func Orphans(tb testing.TB, fsys vfs.FS, dir string, keys map[string]bool) []str
 		owned[key] = true
 	}
 	return orphans
+}
+
+// WriteFile writes data to path on fsys and syncs it, replacing what was
+// there: for tests that plant or damage a store's files.
+func WriteFile(tb testing.TB, fsys vfs.FS, path string, data []byte) {
+	tb.Helper()
+	f, err := fsys.Create(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		tb.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// ReadFile returns the contents of path on fsys.
+func ReadFile(tb testing.TB, fsys vfs.FS, path string) []byte {
+	tb.Helper()
+	f, err := fsys.Open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return data
 }

@@ -57,16 +57,7 @@ func set(t *testing.T, s *dirstore.Store, key, value string) {
 
 func plant(t *testing.T, fsys vfs.FS, name, content string) {
 	t.Helper()
-	f, err := fsys.Create("/s/"+name, vfs.WriteCategoryUnspecified)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Write([]byte(content)); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	storetest.WriteFile(t, fsys, "/s/"+name, []byte(content))
 }
 
 func TestCheckPassesAHealthyStore(t *testing.T) {

@@ -2,12 +2,12 @@ package tornfs_test
 
 import (
 	"bytes"
-	"io"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/dirstore/dirstore/internal/storetest"
 	"github.com/dirstore/dirstore/internal/tornfs"
 )
 
@@ -30,20 +30,6 @@ func write(t *testing.T, fsys vfs.FS, name string, data []byte, sync bool) {
 	}
 }
 
-func read(t *testing.T, fsys vfs.FS, name string) []byte {
-	t.Helper()
-	f, err := fsys.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // TestTearOnlyUnsynced: Tear garbles unsynced ranges of a clone (some of
 // them, by its random choice), never a synced one, and never the original;
 // a rename carries a file's unsynced ranges along, a remove drops them.
@@ -63,15 +49,15 @@ func TestTearOnlyUnsynced(t *testing.T) {
 	}
 	clone := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 100, RNG: rand.New(rand.NewPCG(3, 4))})
 	fsys.Tear(clone, rand.New(rand.NewPCG(1, 2)))
-	if !bytes.Equal(read(t, clone, "synced"), data) {
+	if !bytes.Equal(storetest.ReadFile(t, clone, "synced"), data) {
 		t.Fatal("a synced file was torn")
 	}
 	changed := 0
 	for _, name := range []string{"a", "b", "c", "d", "e", "f", "renamed"} {
-		if !bytes.Equal(read(t, clone, name), data) {
+		if !bytes.Equal(storetest.ReadFile(t, clone, name), data) {
 			changed++
 		}
-		if !bytes.Equal(read(t, mem, name), data) {
+		if !bytes.Equal(storetest.ReadFile(t, mem, name), data) {
 			t.Fatalf("the original %s was torn", name)
 		}
 	}
