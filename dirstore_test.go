@@ -382,21 +382,6 @@ func TestErrors(t *testing.T) {
 	if _, err := dirstore.Open(filepath.Join(dir, "nope"), &dirstore.Options{ReadOnly: true}); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("read-only Open of a missing dir = %v", err)
 	}
-	if _, err := dirstore.Open(t.TempDir(), &dirstore.Options{FileMode: fs.ModeSymlink, EntryCache: -5}); !errors.Is(err, fs.ErrInvalid) {
-		t.Fatalf("Open with bad options = %v", err)
-	}
-}
-
-func TestPermissions(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "new")
-	s := storetest.Open(t, dir, nil)
-	mustSet(t, s, "k", []byte("v"))
-	for name, want := range map[string]fs.FileMode{dir: 0o700, filepath.Join(dir, "k#0"): 0o600} {
-		fi, err := os.Stat(name)
-		if err != nil || fi.Mode().Perm() != want {
-			t.Fatalf("%s: mode %v, %v; want %v", name, fi.Mode().Perm(), err, want)
-		}
-	}
 }
 
 // TestStressDifferentKeys ports zict's check_different_keys_threadsafe.
