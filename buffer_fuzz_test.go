@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/dirstore/dirstore"
+	"github.com/dirstore/dirstore/internal/storetest"
 )
 
 // bufFuzzKeys are the keys FuzzBuffer uses, some of which need escaping
@@ -75,7 +76,7 @@ func FuzzBuffer(f *testing.F) {
 		data = data[1:]
 		full := &bufENOSPC{}
 		var spillFails atomic.Bool
-		s := bufStore(t, full)
+		s := storetest.Open(t, "", bufOptions(full))
 		opts := dirstore.BufferOptions[[]byte]{
 			MaxWeight: maxWeight,
 			OnSpill: func(string, []byte) error {

@@ -25,22 +25,17 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/dirstore/dirstore"
+	"github.com/dirstore/dirstore/internal/storetest"
 )
 
-// bufStore opens a Store at /buf on an in-memory file system, wrapped by
-// inj if it is not nil.
-func bufStore(tb testing.TB, inj errorfs.Injector) *dirstore.Store {
-	tb.Helper()
+// bufOptions gives the Options of a Store on an in-memory file system,
+// wrapped by inj if it is not nil.
+func bufOptions(inj errorfs.Injector) *dirstore.Options {
 	var fsys vfs.FS = vfs.NewMem()
 	if inj != nil {
 		fsys = errorfs.Wrap(fsys, inj)
 	}
-	s, err := dirstore.Open("/buf", &dirstore.Options{FS: fsys})
-	if err != nil {
-		tb.Fatalf("Open: %v", err)
-	}
-	tb.Cleanup(func() { s.Close() })
-	return s
+	return &dirstore.Options{FS: fsys}
 }
 
 func bufNew[V any](tb testing.TB, s *dirstore.Store, o dirstore.BufferOptions[V]) *dirstore.Buffer[V] {
@@ -162,7 +157,7 @@ func bufMissing[V any](tb testing.TB, b *dirstore.Buffer[V], key string) {
 // ---- test_lru.py ----
 
 func TestBufferLRUSimple(t *testing.T) {
-	s := bufStore(t, nil)
+	s := storetest.Open(t, "", bufOptions(nil))
 	b := bufIntBuffer(t, s, 2, false, dirstore.BufferOptions[int]{})
 	bufMustSet(t, b, "x", 1)
 	bufMustSet(t, b, "y", 2)
@@ -183,7 +178,7 @@ func TestBufferLRUSimple(t *testing.T) {
 }
 
 func TestBufferLRUOverwrite(t *testing.T) {
-	s := bufStore(t, nil)
+	s := storetest.Open(t, "", bufOptions(nil))
 	b := bufIntBuffer(t, s, 2, false, dirstore.BufferOptions[int]{})
 	bufMustSet(t, b, "x", 1)
 	bufMustSet(t, b, "y", 2)
@@ -197,7 +192,7 @@ func TestBufferLRUOverwrite(t *testing.T) {
 func TestBufferLRUCallbacks(t *testing.T) {
 	var spilled []string
 	count := 0
-	s := bufStore(t, nil)
+	s := storetest.Open(t, "", bufOptions(nil))
 	b := bufIntBuffer(t, s, 2, false, dirstore.BufferOptions[int]{
 		OnSpill: func(k string, v int) error {
 			spilled = append(spilled, fmt.Sprint(k, v))
@@ -217,7 +212,7 @@ var errBufTest = errors.New("test error")
 
 func TestBufferLRUCallbackErrorKeepsKey(t *testing.T) {
 	var tried []string
-	s := bufStore(t, nil)
+	s := storetest.Open(t, "", bufOptions(nil))
 	b := bufIntBuffer(t, s, 2, false, dirstore.BufferOptions[int]{
 		OnSpill: func(k string, v int) error {
 			tried = append(tried, fmt.Sprint(k, v))
@@ -242,7 +237,7 @@ func TestBufferLRUCallbackErrorKeepsKey(t *testing.T) {
 
 func TestBufferLRUCallbackErrorKeepsKeyWeights(t *testing.T) {
 	var tried, spilled []string
-	s := bufStore(t, nil)
+	s := storetest.Open(t, "", bufOptions(nil))
 	b := bufIntBuffer(t, s, 2, true, dirstore.BufferOptions[int]{
 		OnSpill: func(k string, v int) error {
 			tried = append(tried, fmt.Sprint(k, v))
@@ -276,7 +271,7 @@ func TestBufferLRUCallbackErrorKeepsKeyWeights(t *testing.T) {
 }
 
 func TestBufferLRUWeight(t *testing.T) {
-	s := bufStore(t, nil)
+	s := storetest.Open(t, "", bufOptions(nil))
 	b := bufIntBuffer(t, s, 10, true, dirstore.BufferOptions[int]{})
 	bufMustSet(t, b, "x", 5)
 	if w := b.Weight(); w != 5 {
@@ -299,7 +294,7 @@ func TestBufferLRUWeight(t *testing.T) {
 }
 
 func TestBufferLRUExplicitEvict(t *testing.T) {
-	s := bufStore(t, nil)
+	s := storetest.Open(t, "", bufOptions(nil))
 	b := bufIntBuffer(t, s, 10, false, dirstore.BufferOptions[int]{})
 	bufMustSet(t, b, "x", 1)
 	bufMustSet(t, b, "y", 2)
@@ -321,7 +316,7 @@ func TestBufferLRUExplicitEvict(t *testing.T) {
 func TestBufferLRUManualEviction(t *testing.T) {
 	var fail atomic.Bool
 	var spilled []string
-	s := bufStore(t, nil)
+	s := storetest.Open(t, "", bufOptions(nil))
 	b := bufIntBuffer(t, s, 100, true, dirstore.BufferOptions[int]{
 		OnSpill: func(k string, v int) error {
 			if fail.Load() {
@@ -368,7 +363,7 @@ func TestBufferLRUManualEviction(t *testing.T) {
 // ---- test_buffer.py ----
 
 func TestBufferSimple(t *testing.T) {
-	s := bufStore(t, nil)
+	s := storetest.Open(t, "", bufOptions(nil))
 	b := bufIntBuffer(t, s, 10, true, dirstore.BufferOptions[int]{})
 	bufMustSet(t, b, "x", 1)
 	bufMustSet(t, b, "y", 2)
@@ -416,7 +411,7 @@ func TestBufferSimple(t *testing.T) {
 }
 
 func TestBufferSetAvoidFastSlowDuplicate(t *testing.T) {
-	s := bufStore(t, nil)
+	s := storetest.Open(t, "", bufOptions(nil))
 	b := bufIntBuffer(t, s, 10, true, dirstore.BufferOptions[int]{})
 	for _, p := range [][2]int{{1, 12}, {12, 1}} {
 		bufMustSet(t, b, "a", p[0])
@@ -501,7 +496,7 @@ func bufCheckMapping(t *testing.T, b *dirstore.Buffer[[]byte]) {
 }
 
 func TestBufferMapping(t *testing.T) {
-	s := bufStore(t, nil)
+	s := storetest.Open(t, "", bufOptions(nil))
 	b := bufNew(t, s, dirstore.BufferOptions[[]byte]{
 		MaxWeight: 2, Weight: func(string, []byte) int64 { return 1 },
 	})
@@ -513,7 +508,7 @@ func TestBufferMapping(t *testing.T) {
 
 func TestBufferCallbacks(t *testing.T) {
 	var f2s, s2f []string
-	s := bufStore(t, nil)
+	s := storetest.Open(t, "", bufOptions(nil))
 	b := bufIntBuffer(t, s, 10, true, dirstore.BufferOptions[int]{
 		OnSpill:   func(k string, v int) error { f2s = append(f2s, k); return nil },
 		OnUnspill: func(k string, v int) { s2f = append(s2f, k) },
@@ -541,7 +536,7 @@ func TestBufferCallbacks(t *testing.T) {
 
 func TestBufferCallbacksExceptionCatch(t *testing.T) {
 	var f2s, s2f []string
-	s := bufStore(t, nil)
+	s := storetest.Open(t, "", bufOptions(nil))
 	b := bufIntBuffer(t, s, 10, true, dirstore.BufferOptions[int]{
 		OnSpill: func(k string, v int) error {
 			if v > 10 {
@@ -575,7 +570,7 @@ func TestBufferCallbacksExceptionCatch(t *testing.T) {
 }
 
 func TestBufferEvictRestoreDuringIter(t *testing.T) {
-	s := bufStore(t, nil)
+	s := storetest.Open(t, "", bufOptions(nil))
 	b := bufIntBuffer(t, s, 5, false, dirstore.BufferOptions[int]{})
 	bufMustSet(t, b, "z", 3)
 	if _, _, err := b.Evict(); err != nil {
@@ -677,7 +672,7 @@ func TestBufferCancelEvict(t *testing.T) {
 					// Paused in OnSpill: the value is in the Store.
 					o.OnSpill = func(string, int) error { gate.pass(); return nil }
 				}
-				s := bufStore(t, inj)
+				s := storetest.Open(t, "", bufOptions(inj))
 				b := bufIntBuffer(t, s, 100, true, o)
 				bufMustSet(t, b, "x", 1)
 				bufMustSet(t, b, "other", 5)
@@ -734,7 +729,7 @@ func TestBufferCancelRestore(t *testing.T) {
 					// Paused opening the value file: nothing read yet.
 					inj = bufGateFS(gate, errorfs.OpOpen, "x")
 				}
-				s := bufStore(t, inj)
+				s := storetest.Open(t, "", bufOptions(inj))
 				if when == "after" {
 					// Paused decoding: the value was read.
 					o.Codec = bufGateCodec{gate: gate}
@@ -799,12 +794,12 @@ func TestBufferCancelRemove(t *testing.T) {
 	for _, event := range []string{"set", "del", "get"} {
 		t.Run("event="+event, func(t *testing.T) {
 			gate := newBufGate()
-			s := bufStore(t, errorfs.InjectorFunc(func(op errorfs.Op) error {
+			s := storetest.Open(t, "", bufOptions(errorfs.InjectorFunc(func(op errorfs.Op) error {
 				if op.Kind == errorfs.OpFileWrite && strings.Contains(op.Path, ".dirstore") {
 					gate.pass()
 				}
 				return nil
-			}))
+			})))
 			b := bufIntBuffer(t, s, 100, true, dirstore.BufferOptions[int]{})
 			bufMustSet(t, b, "x", 1)
 			if _, _, err := b.Evict(); err != nil {
@@ -857,7 +852,7 @@ func TestBufferCancelRemove(t *testing.T) {
 // until the spill is abandoned, so a heavy value can land in memory.
 func TestBufferHeavyFirst(t *testing.T) {
 	gate := newBufGate()
-	s := bufStore(t, bufGateFS(gate, errorfs.OpCreate, "x"))
+	s := storetest.Open(t, "", bufOptions(bufGateFS(gate, errorfs.OpCreate, "x")))
 	var spilled []string
 	b := bufIntBuffer(t, s, 10, true, dirstore.BufferOptions[int]{
 		OnSpill: func(k string, _ int) error { spilled = append(spilled, k); return nil },
@@ -914,7 +909,7 @@ func bufCheckEmpty(t *testing.T, b *dirstore.Buffer[[]byte], s *dirstore.Store) 
 const bufStressRounds = 200
 
 func TestBufferStressDifferentKeys(t *testing.T) {
-	s := bufStore(t, bufSlowFS())
+	s := storetest.Open(t, "", bufOptions(bufSlowFS()))
 	b := bufNew(t, s, dirstore.BufferOptions[[]byte]{MaxWeight: 10, Weight: bufRandomWeight(4, 9, 11)})
 	var counters [2]atomic.Int64
 	var stop atomic.Bool
@@ -975,7 +970,7 @@ func TestBufferStressDifferentKeys(t *testing.T) {
 }
 
 func TestBufferStressSameKey(t *testing.T) {
-	s := bufStore(t, bufSlowFS())
+	s := storetest.Open(t, "", bufOptions(bufSlowFS()))
 	b := bufNew(t, s, dirstore.BufferOptions[[]byte]{MaxWeight: 10, Weight: bufRandomWeight(9, 11)})
 	var counters [5]atomic.Int64
 	var stop atomic.Bool
@@ -1064,7 +1059,7 @@ func (e *bufENOSPC) String() string { return "bufENOSPC" }
 
 func TestBufferENOSPC(t *testing.T) {
 	full := &bufENOSPC{}
-	s := bufStore(t, full)
+	s := storetest.Open(t, "", bufOptions(full))
 	var spills atomic.Int64
 	b := bufNew(t, s, dirstore.BufferOptions[[]byte]{
 		MaxWeight: 4 << 10,
@@ -1155,7 +1150,7 @@ func TestBufferENOSPC(t *testing.T) {
 }
 
 func TestBufferCodecAndWeightErrors(t *testing.T) {
-	s := bufStore(t, nil)
+	s := storetest.Open(t, "", bufOptions(nil))
 	b := bufNew(t, s, dirstore.BufferOptions[int]{
 		MaxWeight: 1,
 		Codec:     bufFailCodec{},
@@ -1186,7 +1181,7 @@ type bufFailCodec struct{ bufInts }
 func (bufFailCodec) Marshal(int) ([]byte, error) { return nil, errBufTest }
 
 func TestBufferOptions(t *testing.T) {
-	s := bufStore(t, nil)
+	s := storetest.Open(t, "", bufOptions(nil))
 	if _, err := dirstore.NewBuffer(s, dirstore.BufferOptions[int]{}); !errors.Is(err, fs.ErrInvalid) || !strings.Contains(err.Error(), "Codec") {
 		t.Errorf("nil Codec for int values: %v", err)
 	}
@@ -1212,7 +1207,7 @@ func TestBufferOptions(t *testing.T) {
 		t.Errorf("Weight %d, Store.Len %d after a heavy value", bb.Weight(), s.Len())
 	}
 	bb.Close()
-	ib := bufIntBuffer(t, bufStore(t, nil), 100, false, dirstore.BufferOptions[int]{})
+	ib := bufIntBuffer(t, storetest.Open(t, "", bufOptions(nil)), 100, false, dirstore.BufferOptions[int]{})
 	bufMustSet(t, ib, "a", 12345)
 	if w := ib.Weight(); w != 1 {
 		t.Errorf("int weight = %d, want 1", w)
@@ -1225,7 +1220,7 @@ func TestBufferOptions(t *testing.T) {
 // ---- lifecycle ----
 
 func TestBufferExistingStore(t *testing.T) {
-	s := bufStore(t, nil)
+	s := storetest.Open(t, "", bufOptions(nil))
 	for _, k := range []string{"b", "a"} {
 		if err := s.Set(k, []byte("old "+k)); err != nil {
 			t.Fatal(err)
@@ -1249,7 +1244,7 @@ func TestBufferExistingStore(t *testing.T) {
 }
 
 func TestBufferClose(t *testing.T) {
-	s := bufStore(t, nil)
+	s := storetest.Open(t, "", bufOptions(nil))
 	b := bufNew(t, s, dirstore.BufferOptions[[]byte]{MaxWeight: 3})
 	bufMustSet(t, b, "spilled", []byte("123"))
 	bufMustSet(t, b, "mem", []byte("456"))
@@ -1303,7 +1298,7 @@ func TestBufferClose(t *testing.T) {
 }
 
 func TestBufferGetAllocs(t *testing.T) {
-	s := bufStore(t, nil)
+	s := storetest.Open(t, "", bufOptions(nil))
 	b := bufNew(t, s, dirstore.BufferOptions[[]byte]{MaxWeight: 1 << 20})
 	value := []byte("value")
 	bufMustSet(t, b, "k", value)
@@ -1332,7 +1327,7 @@ func BenchmarkBufferGet(b *testing.B) {
 				keys[i] = "key-" + strconv.Itoa(i)
 			}
 			value := []byte("value")
-			buf := bufNew(b, bufStore(b, nil), dirstore.BufferOptions[[]byte]{MaxWeight: 1 << 40})
+			buf := bufNew(b, storetest.Open(b, "", bufOptions(nil)), dirstore.BufferOptions[[]byte]{MaxWeight: 1 << 40})
 			c, _ := lru.New[string, []byte](n)
 			for _, k := range keys {
 				bufMustSet(b, buf, k, value)

@@ -89,11 +89,11 @@ func (s *Store) open() error {
 	if s.opts.ReadOnly {
 		if _, err := fsys.Stat(meta); err != nil {
 			if _, err2 := fsys.Stat(s.dir); err2 != nil {
-				return fmt.Errorf("dirstore: open %s: %w", s.dir, err2)
+				return s.openErr(err2)
 			}
 		}
 	} else if err := mkdirSynced(fsys, meta, s.opts.DirMode); err != nil {
-		return fmt.Errorf("dirstore: open %s: %w", s.dir, err)
+		return s.openErr(err)
 	}
 	if _, err := fsys.Stat(meta); err == nil {
 		lock, err := fsys.Lock(fsys.PathJoin(meta, "LOCK"))
@@ -104,7 +104,7 @@ func (s *Store) open() error {
 	}
 	files, err := datadir.Open(fsys, s.dir, s.opts.FileMode)
 	if err != nil {
-		return fmt.Errorf("dirstore: open %s: %w", s.dir, err)
+		return s.openErr(err)
 	}
 	s.files = files
 	if s.opts.EntryCache > 0 {
@@ -114,7 +114,7 @@ func (s *Store) open() error {
 	manDir := fsys.PathJoin(meta, "manifest")
 	exists, err := manifest.Exists(fsys, manDir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("dirstore: open %s: manifest: %w", s.dir, err)
+		return s.metaErr(err)
 	}
 	if !exists && s.opts.ReadOnly {
 		// A directory that was never opened writable: read it as zict's.
@@ -122,7 +122,7 @@ func (s *Store) open() error {
 	}
 	s.man, err = manifest.Open(manDir, manifest.Options{FS: fsys, ReadOnly: s.opts.ReadOnly})
 	if err != nil {
-		return fmt.Errorf("dirstore: open %s: manifest: %w", s.dir, err)
+		return s.metaErr(err)
 	}
 	st, ok, err := s.readState()
 	if err != nil {
@@ -521,29 +521,45 @@ func (s *Store) commitEntry(key string, e *manifest.Entry, alone bool) (old mani
 	}
 	if err != nil {
 		// The batch may or may not have landed: stop trusting the cache.
-		if s.hot != nil {
-			s.hot.Remove(key)
-		}
+		s.cacheLocked(key, nil)
 		return old, had, seq, s.fail(err)
 	}
-	if s.hot != nil {
-		if e != nil && len(key) <= maxCachedKey {
-			s.hot.Add(key, *e)
-		} else {
-			s.hot.Remove(key)
-		}
-	}
-	switch {
-	case e == nil:
-		s.count.Add(-1)
-		s.bytes.Add(-old.Size)
-	case had:
-		s.bytes.Add(e.Size - old.Size)
-	default:
-		s.count.Add(1)
-		s.bytes.Add(e.Size)
+	s.cacheLocked(key, e)
+	if e == nil {
+		s.account(had, old.Size, true, 0)
+	} else {
+		s.account(had, old.Size, false, e.Size)
 	}
 	return old, had, seq, nil
+}
+
+// cacheLocked puts key's new entry e in the entry cache, or drops key from
+// it (e nil: deleted, or not known). The caller holds key's stripe.
+func (s *Store) cacheLocked(key string, e *manifest.Entry) {
+	if s.hot == nil {
+		return
+	}
+	if e != nil && len(key) <= maxCachedKey {
+		s.hot.Add(key, *e)
+	} else {
+		s.hot.Remove(key)
+	}
+}
+
+// account updates the key count and byte total for an operation on a key
+// that had a value of oldSize bytes (or none): a Delete (del), or a Set of
+// newSize bytes.
+func (s *Store) account(had bool, oldSize int64, del bool, newSize int64) {
+	switch {
+	case del:
+		s.count.Add(-1)
+		s.bytes.Add(-oldSize)
+	case had:
+		s.bytes.Add(newSize - oldSize)
+	default:
+		s.count.Add(1)
+		s.bytes.Add(newSize)
+	}
 }
 
 // discard disposes of a superseded file of size bytes.

@@ -4,15 +4,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
-
 	"github.com/dirstore/dirstore"
+	"github.com/dirstore/dirstore/internal/storetest"
 )
 
 // The benchmarks come in pairs, "store" against a reference ("os", ...),
@@ -33,7 +31,7 @@ func benchValue(n int) []byte {
 func BenchmarkGet1KiB(b *testing.B) {
 	v := benchValue(1024)
 	b.Run("store", func(b *testing.B) {
-		s := openT(b, b.TempDir(), nil)
+		s := storetest.Open(b, b.TempDir(), nil)
 		for i := range benchKeys {
 			mustSet(b, s, fmt.Sprint("key", i), v)
 		}
@@ -93,7 +91,7 @@ func interleave(b *testing.B, store, ref func(i int) error) {
 // 0.85). The Sets pay for writing their files (see applyEvery).
 func BenchmarkSetNew1KiB(b *testing.B) {
 	v := benchValue(1024)
-	s := openT(b, b.TempDir(), &dirstore.Options{NoSync: true})
+	s := storetest.Open(b, b.TempDir(), &dirstore.Options{NoSync: true})
 	dir := b.TempDir()
 	b.ResetTimer()
 	interleave(b, func(i int) error {
@@ -140,7 +138,7 @@ func BenchmarkOverwrite1KiB(b *testing.B) {
 	}{{"keys=1", 1, 0}, {"keys=1000", 1000, 0}, {"keys=1000,unbuffered", 1000, -1}} {
 		n := c.n
 		b.Run(c.name, func(b *testing.B) {
-			s := openT(b, b.TempDir(), &dirstore.Options{NoSync: true, WriteBuffer: c.buffer})
+			s := storetest.Open(b, b.TempDir(), &dirstore.Options{NoSync: true, WriteBuffer: c.buffer})
 			dir := b.TempDir()
 			for i := range n {
 				mustSet(b, s, fmt.Sprint("key", i), v)
@@ -170,7 +168,7 @@ func BenchmarkSetSync(b *testing.B) {
 	v := benchValue(1024)
 	for _, g := range []int{1, 8} {
 		b.Run(fmt.Sprintf("goroutines=%d", g), func(b *testing.B) {
-			s := openT(b, b.TempDir(), nil)
+			s := storetest.Open(b, b.TempDir(), nil)
 			runSplit(b, g, func(i int64) error { return s.Set(fmt.Sprint("key", i), v) })
 		})
 	}
@@ -229,21 +227,6 @@ func BenchmarkSetSyncFloor(b *testing.B) {
 	}
 }
 
-// fillStore makes a cleanly closed store of n keys with 16-byte values.
-func fillStore(tb testing.TB, fsys vfs.FS, dir string, n int) {
-	s, err := dirstore.Open(dir, &dirstore.Options{NoSync: true, FS: fsys})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	v := benchValue(16)
-	for i := range n {
-		mustSet(tb, s, fmt.Sprintf("key%07d", i), v)
-	}
-	if err := s.Close(); err != nil {
-		tb.Fatal(err)
-	}
-}
-
 // BenchmarkOpen: Open and Close of a cleanly closed store of 1,000 and
 // 100,000 keys (goal: 100,000 under 3x the time of 1,000).
 func BenchmarkOpen(b *testing.B) {
@@ -265,52 +248,5 @@ func BenchmarkOpen(b *testing.B) {
 				}
 			}
 		})
-	}
-}
-
-// heapAfterOpen returns the live heap after opening dir and calling Len and
-// 1,000 Has, with the store still open.
-func heapAfterOpen(tb testing.TB, fsys vfs.FS, dir string, n int) int64 {
-	var ms runtime.MemStats
-	for range 3 { // sync.Pools and finalizers of earlier stores take several cycles
-		runtime.GC()
-	}
-	runtime.ReadMemStats(&ms)
-	before := ms.HeapAlloc
-	s, err := dirstore.Open(dir, &dirstore.Options{FS: fsys})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer s.Close()
-	if s.Len() != n {
-		tb.Fatalf("Len = %d, want %d", s.Len(), n)
-	}
-	for i := range 1000 {
-		if ok, err := s.Has(fmt.Sprintf("key%07d", i*(n/1000))); !ok || err != nil {
-			tb.Fatalf("Has = %v, %v", ok, err)
-		}
-	}
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapAlloc) - int64(before)
-}
-
-// TestHeapDoesNotGrowWithKeys: the keys live in the manifest, not in RAM,
-// so the heap after Open, Len and 1,000 Has grows by less than 8 MiB from
-// 1,000 to 100,000 keys. The stores live in memory (vfs.NewMem, whose files
-// are on the heap already before Open) to spare the disk 100,000 files.
-func TestHeapDoesNotGrowWithKeys(t *testing.T) {
-	mem := vfs.NewMem()
-	fillStore(t, mem, "/small", 1000)
-	fillStore(t, mem, "/large", 100_000)
-	// The first Open deletes the log the filling left behind, which on
-	// vfs.NewMem frees heap: measure the second.
-	heapAfterOpen(t, mem, "/small", 1000)
-	heapAfterOpen(t, mem, "/large", 100_000)
-	hs := heapAfterOpen(t, mem, "/small", 1000)
-	hl := heapAfterOpen(t, mem, "/large", 100_000)
-	t.Logf("heap after open: %d KiB with 1,000 keys, %d KiB with 100,000", hs>>10, hl>>10)
-	if hl > hs+8<<20 {
-		t.Fatalf("the heap grew by %d KiB from 1,000 to 100,000 keys", (hl-hs)>>10)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -17,17 +18,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/dirstore/dirstore"
+	"github.com/dirstore/dirstore/internal/storetest"
 )
-
-func openT(t testing.TB, dir string, o *dirstore.Options) *dirstore.Store {
-	t.Helper()
-	s, err := dirstore.Open(dir, o)
-	if err != nil {
-		t.Fatalf("Open(%s): %v", dir, err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
 
 func keys(t testing.TB, s *dirstore.Store) []string {
 	t.Helper()
@@ -140,14 +132,14 @@ func checkMapping(t *testing.T, s *dirstore.Store) {
 func TestMapping(t *testing.T) {
 	for _, o := range []dirstore.Options{{}, {NoSync: true}, {Mmap: true}, {EntryCache: -1}} {
 		t.Run(fmt.Sprintf("%+v", o), func(t *testing.T) {
-			checkMapping(t, openT(t, t.TempDir(), &o))
+			checkMapping(t, storetest.Open(t, t.TempDir(), &o))
 		})
 	}
 }
 
 func TestImplementation(t *testing.T) {
 	dir := t.TempDir()
-	s := openT(t, dir, nil)
+	s := storetest.Open(t, dir, nil)
 	if s.Len() != 0 {
 		t.Fatal("new store not empty")
 	}
@@ -171,7 +163,7 @@ func TestImplementation(t *testing.T) {
 
 func TestMmapView(t *testing.T) {
 	dir := t.TempDir()
-	s := openT(t, dir, &dirstore.Options{Mmap: true})
+	s := storetest.Open(t, dir, &dirstore.Options{Mmap: true})
 	mustSet(t, s, "x", []byte("123"))
 	mustSet(t, s, "empty", nil)
 	for k, want := range map[string]string{"x": "123", "empty": ""} {
@@ -196,7 +188,7 @@ func TestMmapView(t *testing.T) {
 
 func TestString(t *testing.T) {
 	dir := t.TempDir()
-	s := openT(t, dir, nil)
+	s := storetest.Open(t, dir, nil)
 	if want := fmt.Sprintf("<Store: %s, 0 elements>", dir); s.String() != want {
 		t.Fatalf("String() = %q, want %q", s.String(), want)
 	}
@@ -204,7 +196,7 @@ func TestString(t *testing.T) {
 
 func TestDeleteVersions(t *testing.T) {
 	dir := t.TempDir()
-	s := openT(t, dir, nil)
+	s := storetest.Open(t, dir, nil)
 	step := func(want ...string) {
 		t.Helper()
 		if err := s.Sync(); err != nil {
@@ -226,14 +218,14 @@ func TestDeleteVersions(t *testing.T) {
 	step("x#2")
 	// Nor across a reopen.
 	s.Close()
-	s = openT(t, dir, nil)
+	s = storetest.Open(t, dir, nil)
 	mustSet(t, s, "x", []byte("456"))
 	step("x#3")
 }
 
 func TestArbitraryChars(t *testing.T) {
 	dir := t.TempDir()
-	s := openT(t, dir, nil)
+	s := storetest.Open(t, dir, nil)
 	for i := 1; i < 128; i += 16 {
 		var b strings.Builder
 		b.WriteString("foo_")
@@ -249,7 +241,7 @@ func TestArbitraryChars(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		s = openT(t, dir, nil)
+		s = storetest.Open(t, dir, nil)
 		checkItems(t, s, map[string]string{key: "foo"})
 		if err := s.Delete(key); err != nil {
 			t.Fatal(err)
@@ -262,7 +254,7 @@ func TestArbitraryChars(t *testing.T) {
 
 func TestHostileKeys(t *testing.T) {
 	dir := t.TempDir()
-	s := openT(t, dir, nil)
+	s := storetest.Open(t, dir, nil)
 	ks := []string{"", ".", "..", "/", "../x", "a/../../b", "#", "#1", "%", "%2F", "\x00", "\xff\xfe", "日本語",
 		".dirstore", ".dirstore/LOCK", strings.Repeat("k", 64<<10), strings.Repeat("/", 300), strings.Repeat("é", 200)}
 	for i, k := range ks {
@@ -291,11 +283,11 @@ func TestHostileKeys(t *testing.T) {
 		t.Fatalf("the parent of the store has %d entries", len(parent))
 	}
 	s.Close()
-	check(openT(t, dir, nil))
+	check(storetest.Open(t, dir, nil))
 }
 
 func TestWriteBuffers(t *testing.T) {
-	s := openT(t, t.TempDir(), nil)
+	s := storetest.Open(t, t.TempDir(), nil)
 	if err := s.SetBuffers("x", []byte("123"), nil, []byte("4567")); err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +311,7 @@ func TestWriteBuffers(t *testing.T) {
 }
 
 func TestSetFrom(t *testing.T) {
-	s := openT(t, t.TempDir(), nil)
+	s := storetest.Open(t, t.TempDir(), nil)
 	want := bytes.Repeat([]byte("0123456789abcdef"), 100_000)
 	n, err := s.SetFrom("big", bytes.NewReader(want))
 	if err != nil || n != int64(len(want)) {
@@ -378,7 +370,7 @@ func TestErrors(t *testing.T) {
 	if err := s.Close(); !errors.Is(err, fs.ErrClosed) {
 		t.Fatalf("second Close = %v", err)
 	}
-	ro := openT(t, dir, &dirstore.Options{ReadOnly: true})
+	ro := storetest.Open(t, dir, &dirstore.Options{ReadOnly: true})
 	if got := mustGet(t, ro, "k"); string(got) != "v" {
 		t.Fatalf("read-only Get = %q", got)
 	}
@@ -390,97 +382,11 @@ func TestErrors(t *testing.T) {
 	if _, err := dirstore.Open(filepath.Join(dir, "nope"), &dirstore.Options{ReadOnly: true}); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("read-only Open of a missing dir = %v", err)
 	}
-	if _, err := dirstore.Open(t.TempDir(), &dirstore.Options{FileMode: fs.ModeSymlink, EntryCache: -5}); !errors.Is(err, fs.ErrInvalid) {
-		t.Fatalf("Open with bad options = %v", err)
-	}
-}
-
-func TestPermissions(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "new")
-	s := openT(t, dir, nil)
-	mustSet(t, s, "k", []byte("v"))
-	for name, want := range map[string]fs.FileMode{dir: 0o700, filepath.Join(dir, "k#0"): 0o600} {
-		fi, err := os.Stat(name)
-		if err != nil || fi.Mode().Perm() != want {
-			t.Fatalf("%s: mode %v, %v; want %v", name, fi.Mode().Perm(), err, want)
-		}
-	}
-}
-
-func TestCorruption(t *testing.T) {
-	dir := t.TempDir()
-	for _, mmap := range []bool{false, true} {
-		s := openT(t, dir, &dirstore.Options{Mmap: mmap})
-		value := bytes.Repeat([]byte("abcdefgh"), 1024)
-		damage := map[string]func(string) error{
-			"flip": func(p string) error {
-				b, _ := os.ReadFile(p)
-				b[100] ^= 1
-				return os.WriteFile(p, b, 0o600)
-			},
-			"truncate": func(p string) error { return os.Truncate(p, 5000) },
-			"zero": func(p string) error {
-				f, err := os.OpenFile(p, os.O_WRONLY, 0)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				_, err = f.WriteAt(make([]byte, 4096), 4096)
-				return err
-			},
-			"extend": func(p string) error {
-				f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				_, err = f.Write([]byte("x"))
-				return err
-			},
-			"remove": os.Remove,
-		}
-		for how, fn := range damage {
-			key := fmt.Sprint(how, mmap)
-			mustSet(t, s, key, value)
-			matches, _ := filepath.Glob(filepath.Join(dir, key+"#*"))
-			if len(matches) != 1 {
-				t.Fatalf("files of %s: %q", key, matches)
-			}
-			if err := fn(matches[0]); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s.Get(key); !errors.Is(err, dirstore.ErrCorrupt) {
-				t.Fatalf("%s: Get = %v, want ErrCorrupt", how, err)
-			}
-			if err := s.View(key, func([]byte) error { return nil }); !errors.Is(err, dirstore.ErrCorrupt) {
-				t.Fatalf("%s: View = %v, want ErrCorrupt", how, err)
-			}
-			var bad []string
-			if err := s.Verify(func(k string, err error) bool {
-				if err != nil {
-					if !errors.Is(err, dirstore.ErrCorrupt) {
-						t.Errorf("Verify(%q): %v", k, err)
-					}
-					bad = append(bad, k)
-				}
-				return true
-			}); err != nil {
-				t.Fatal(err)
-			}
-			if !slices.Contains(bad, key) {
-				t.Fatalf("%s: Verify reported %q", how, bad)
-			}
-			if err := s.Delete(key); err != nil {
-				t.Fatal(err)
-			}
-		}
-		s.Close()
-	}
 }
 
 // TestStressDifferentKeys ports zict's check_different_keys_threadsafe.
 func TestStressDifferentKeys(t *testing.T) {
-	s := openT(t, t.TempDir(), &dirstore.Options{NoSync: true})
+	s := storetest.Open(t, t.TempDir(), &dirstore.Options{NoSync: true})
 	var wg sync.WaitGroup
 	for i, kv := range [][2]string{{"x", "123"}, {"y", "456"}} {
 		wg.Add(1)
@@ -513,7 +419,7 @@ func TestStressDifferentKeys(t *testing.T) {
 // TestStressSameKey ports zict's check_same_key_threadsafe.
 func TestStressSameKey(t *testing.T) {
 	dir := t.TempDir()
-	s := openT(t, dir, &dirstore.Options{NoSync: true})
+	s := storetest.Open(t, dir, &dirstore.Options{NoSync: true})
 	var wg sync.WaitGroup
 	for _, kv := range [][2]string{{"x", "123"}, {"x", "456"}, {"y", "123"}, {"y", "456"}} {
 		wg.Add(1)
@@ -560,7 +466,7 @@ func TestStressSameKey(t *testing.T) {
 // of a large store got slower with every session).
 func TestReadOnlySessionsLeaveManifestTables(t *testing.T) {
 	mem := vfs.NewMem()
-	s := openT(t, "/s", &dirstore.Options{FS: mem})
+	s := storetest.Open(t, "/s", &dirstore.Options{FS: mem})
 	for i := range 100 {
 		mustSet(t, s, fmt.Sprint("k", i), []byte("v"))
 	}
@@ -582,11 +488,11 @@ func TestReadOnlySessionsLeaveManifestTables(t *testing.T) {
 		return ssts
 	}
 	// The first reopen flushes what the writing session logged.
-	s = openT(t, "/s", &dirstore.Options{FS: mem})
+	s = storetest.Open(t, "/s", &dirstore.Options{FS: mem})
 	s.Close()
 	before := tables()
 	for range 5 {
-		s = openT(t, "/s", &dirstore.Options{FS: mem})
+		s = storetest.Open(t, "/s", &dirstore.Options{FS: mem})
 		if got := mustGet(t, s, "k7"); string(got) != "v" || s.Len() != 100 {
 			t.Fatalf("Get = %q, Len = %d", got, s.Len())
 		}
@@ -597,4 +503,66 @@ func TestReadOnlySessionsLeaveManifestTables(t *testing.T) {
 	if after := tables(); !slices.Equal(before, after) {
 		t.Fatalf("read-only sessions changed the manifest's tables from %q to %q", before, after)
 	}
+}
+
+// TestHeapDoesNotGrowWithKeys: the keys live in the manifest, not in RAM,
+// so the heap after Open, Len and 1,000 Has grows by less than 8 MiB from
+// 1,000 to 100,000 keys. The stores live in memory (vfs.NewMem, whose files
+// are on the heap already before Open) to spare the disk 100,000 files.
+func TestHeapDoesNotGrowWithKeys(t *testing.T) {
+	mem := vfs.NewMem()
+	fillStore(t, mem, "/small", 1000)
+	fillStore(t, mem, "/large", 100_000)
+	// The first Open deletes the log the filling left behind, which on
+	// vfs.NewMem frees heap: measure the second.
+	heapAfterOpen(t, mem, "/small", 1000)
+	heapAfterOpen(t, mem, "/large", 100_000)
+	hs := heapAfterOpen(t, mem, "/small", 1000)
+	hl := heapAfterOpen(t, mem, "/large", 100_000)
+	t.Logf("heap after open: %d KiB with 1,000 keys, %d KiB with 100,000", hs>>10, hl>>10)
+	if hl > hs+8<<20 {
+		t.Fatalf("the heap grew by %d KiB from 1,000 to 100,000 keys", (hl-hs)>>10)
+	}
+}
+
+// fillStore makes a cleanly closed store of n keys with 16-byte values.
+func fillStore(tb testing.TB, fsys vfs.FS, dir string, n int) {
+	s, err := dirstore.Open(dir, &dirstore.Options{NoSync: true, FS: fsys})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	v := benchValue(16)
+	for i := range n {
+		mustSet(tb, s, fmt.Sprintf("key%07d", i), v)
+	}
+	if err := s.Close(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// heapAfterOpen returns the live heap after opening dir and calling Len and
+// 1,000 Has, with the store still open.
+func heapAfterOpen(tb testing.TB, fsys vfs.FS, dir string, n int) int64 {
+	var ms runtime.MemStats
+	for range 3 { // sync.Pools and finalizers of earlier stores take several cycles
+		runtime.GC()
+	}
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+	s, err := dirstore.Open(dir, &dirstore.Options{FS: fsys})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer s.Close()
+	if s.Len() != n {
+		tb.Fatalf("Len = %d, want %d", s.Len(), n)
+	}
+	for i := range 1000 {
+		if ok, err := s.Has(fmt.Sprintf("key%07d", i*(n/1000))); !ok || err != nil {
+			tb.Fatalf("Has = %v, %v", ok, err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc) - int64(before)
 }

@@ -37,3 +37,8 @@ func (s *Store) Buffered() (ops int, bytes int64) {
 	}
 	return ops, w.bytes
 }
+
+// SyncManifest makes the manifest's log durable and nothing else: the
+// state a crash leaves when pebble wrote its log out but the value files
+// of NoSync writes were not.
+func (s *Store) SyncManifest() error { return s.man.Sync() }

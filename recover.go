@@ -19,7 +19,7 @@ import (
 func (s *Store) adopt() error {
 	names, err := s.files.List()
 	if err != nil {
-		return fmt.Errorf("dirstore: open %s: %w", s.dir, err)
+		return s.openErr(err)
 	}
 	type found struct {
 		name string
@@ -83,12 +83,12 @@ func (s *Store) adopt() error {
 	if len(adopted) > 0 {
 		if err := s.files.SyncFiles(adopted); err != nil {
 			b.Close()
-			return fmt.Errorf("dirstore: open %s: %w", s.dir, err)
+			return s.openErr(err)
 		}
 		s.opts.Logf("dirstore: %s: adopted %d zict files", s.dir, len(adopted))
 	}
 	if err := b.Commit(true); err != nil {
-		return fmt.Errorf("dirstore: open %s: manifest: %w", s.dir, err)
+		return s.metaErr(err)
 	}
 	for _, name := range losers {
 		_ = s.files.Remove(name)
@@ -109,7 +109,7 @@ func (s *Store) recover() error {
 	}
 	names, err := s.files.List()
 	if err != nil {
-		return fmt.Errorf("dirstore: open %s: %w", s.dir, err)
+		return s.openErr(err)
 	}
 	present := make(map[string]bool, len(names))
 	for _, name := range names {
@@ -118,7 +118,7 @@ func (s *Store) recover() error {
 	var count, bytes int64
 	for ke, err := range s.man.Entries("") {
 		if err != nil {
-			return fmt.Errorf("dirstore: open %s: manifest: %w", s.dir, err)
+			return s.metaErr(err)
 		}
 		count++
 		bytes += ke.Size
@@ -172,7 +172,7 @@ func (s *Store) rollback() error {
 	seq := ckpt
 	for u, err := range s.man.Undos(ckpt) {
 		if err != nil {
-			return fmt.Errorf("dirstore: open %s: manifest: %w", s.dir, err)
+			return s.metaErr(err)
 		}
 		seq = u.Seq + 1
 		if u.Alone {
@@ -222,12 +222,12 @@ func (s *Store) rollback() error {
 	// What survived the crash may still be only in the page cache.
 	if err := s.files.SyncFiles(kept); err != nil {
 		b.Close()
-		return fmt.Errorf("dirstore: open %s: %w", s.dir, err)
+		return s.openErr(err)
 	}
 	b.DeleteUndos(seq)
 	b.SetMeta(metaCkpt, binary.AppendUvarint(nil, seq))
 	if err := b.Commit(true); err != nil {
-		return fmt.Errorf("dirstore: open %s: manifest: %w", s.dir, err)
+		return s.metaErr(err)
 	}
 	s.nosync.seq, s.nosync.lastCkpt = seq, seq
 	if n := len(undos) - first; n > 0 {

@@ -71,11 +71,17 @@ func (s *Store) metaUint(name string) (uint64, error) {
 	return v, nil
 }
 
+// metaErr is an error of Open from the manifest (nil stays nil).
 func (s *Store) metaErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("dirstore: open %s: manifest: %w", s.dir, err)
+	return s.openErr(fmt.Errorf("manifest: %w", err))
+}
+
+// openErr is an error of Open, naming the store's directory.
+func (s *Store) openErr(err error) error {
+	return fmt.Errorf("dirstore: open %s: %w", s.dir, err)
 }
 
 // writeCleanState records a clean shutdown after flushing the manifest.

@@ -55,7 +55,9 @@ func eventIndex(ev Event) (int, error) {
 }
 
 // HookFunc is called after a read or a write with the Stream, the bytes read
-// or written and their count (n == len(data)). data belongs to the caller of
+// or written and their count. A Stream's hooks get n == len(data); a Store's
+// write hooks may get nil data with n the value's length (see Store.Hook).
+// data belongs to the caller of
 // the operation: a hook must not modify it, nor keep it after returning (an
 // async hook gets its own copy, shared with the other async hooks of the
 // same event, and may keep it). See Store.Hook for what a Store's hooks get.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dirstore/dirstore"
 	"github.com/dirstore/dirstore/backends"
+	"github.com/dirstore/dirstore/internal/storetest"
 )
 
 // Tests of what a Cache stores: a Cache from NewScanResistantCache stores a
@@ -44,7 +45,7 @@ func TestStreamAdmission(t *testing.T) {
 			return openStream(t, path, os.O_RDONLY, o), openStream(t, path, os.O_RDONLY, o)
 		}},
 		{"store", func(t *testing.T, c *dirstore.Cache) (*dirstore.Stream, *dirstore.Stream) {
-			s := openStore(t, nil)
+			s := storetest.Open(t, "", nil)
 			if err := s.Set("k", content); err != nil {
 				t.Fatal(err)
 			}

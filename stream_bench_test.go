@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dirstore/dirstore"
+	"github.com/dirstore/dirstore/internal/storetest"
 )
 
 // The speed goals of the Stream issue, each as sub-benchmarks of one
@@ -78,7 +79,7 @@ func BenchmarkStreamHit4KiB(b *testing.B) {
 			return openStream(b, path, os.O_RDONLY, &dirstore.StreamOptions{Immutable: true, Cache: dirstore.NewScanResistantCache(8 << 20)})
 		}},
 		{"stream=store", func(b *testing.B) *dirstore.Stream {
-			s := openT(b, b.TempDir(), nil)
+			s := storetest.Open(b, b.TempDir(), nil)
 			data, _ := os.ReadFile(path)
 			s.Set("k", data)
 			st, err := s.OpenStream("k", &dirstore.StreamOptions{Cache: dirstore.NewScanResistantCache(8 << 20)})
@@ -277,7 +278,7 @@ func BenchmarkStreamMissRatio(b *testing.B) {
 
 func BenchmarkStreamStoreOpen1MiB(b *testing.B) {
 	const size = 1 << 20
-	s := openT(b, b.TempDir(), nil)
+	s := storetest.Open(b, b.TempDir(), nil)
 	value := make([]byte, size)
 	for i := range value {
 		value[i] = byte(i * 7)

@@ -157,16 +157,7 @@ func (s *Store) enqueue(key string, op pendingOp) error {
 	w.held.Store(true)
 	kick := w.bytes >= w.limit/2 // start applying it in the background
 	w.mu.Unlock()
-	switch {
-	case op.del:
-		s.count.Add(-1)
-		s.bytes.Add(-size)
-	case had:
-		s.bytes.Add(int64(len(op.value)) - size)
-	default:
-		s.count.Add(1)
-		s.bytes.Add(int64(len(op.value)))
-	}
+	s.account(had, size, op.del, int64(len(op.value)))
 	if kick {
 		s.nosync.pokeApply()
 	}
@@ -329,22 +320,17 @@ func (s *Store) applyBatch(batch map[string]pendingOp) error {
 		// The batch may or may not have landed: both files of each key
 		// stay, for the next Open to sort out.
 		for i := range ops {
-			s.forget(ops[i].key)
+			s.cache(ops[i].key, nil)
 		}
 		s.gc.leftover.Store(true)
 		return s.fail(err)
 	}
 	for i := range ops {
 		a := &ops[i]
-		if s.hot != nil {
-			mu := s.stripe(a.key)
-			mu.Lock()
-			if !a.op.del && len(a.key) <= maxCachedKey {
-				s.hot.Add(a.key, a.e)
-			} else {
-				s.hot.Remove(a.key)
-			}
-			mu.Unlock()
+		if a.op.del {
+			s.cache(a.key, nil)
+		} else {
+			s.cache(a.key, &a.e)
 		}
 		if a.old != nil {
 			s.nosync.discard(s, fileName(a.key, *a.old), a.old.Size)
@@ -353,14 +339,14 @@ func (s *Store) applyBatch(batch map[string]pendingOp) error {
 	return nil
 }
 
-// forget drops key from the entry cache.
-func (s *Store) forget(key string) {
+// cache is cacheLocked taking key's stripe.
+func (s *Store) cache(key string, e *manifest.Entry) {
 	if s.hot == nil {
 		return
 	}
 	mu := s.stripe(key)
 	mu.Lock()
-	s.hot.Remove(key)
+	s.cacheLocked(key, e)
 	mu.Unlock()
 }
 

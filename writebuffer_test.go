@@ -15,6 +15,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"github.com/dirstore/dirstore"
+	"github.com/dirstore/dirstore/internal/storetest"
 )
 
 // bufferedOpts is a NoSync store whose write buffer is applied only when
@@ -99,7 +100,7 @@ func checkState(t *testing.T, where string, s *dirstore.Store, want map[string]s
 // reach one file per key when applied, and survive Close.
 func TestWriteBufferReads(t *testing.T) {
 	dir := t.TempDir()
-	s := openT(t, dir, bufferedOpts(1<<20))
+	s := storetest.Open(t, dir, bufferedOpts(1<<20))
 	want := map[string]string{}
 	for _, k := range []string{"aa", "bb/1", "bb/3", "bb/gone", "cc", "gone", "zz"} {
 		mustSet(t, s, k, []byte("applied "+k))
@@ -159,14 +160,14 @@ func TestWriteBufferReads(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s = openT(t, dir, bufferedOpts(1<<20))
+	s = storetest.Open(t, dir, bufferedOpts(1<<20))
 	checkState(t, "reopened", s, want)
 }
 
 // A key overwritten while buffered is written once.
 func TestWriteBufferCoalesces(t *testing.T) {
 	dir := t.TempDir()
-	s := openT(t, dir, bufferedOpts(1<<20))
+	s := storetest.Open(t, dir, bufferedOpts(1<<20))
 	for i := range 1000 {
 		mustSet(t, s, "k", fmt.Appendf(nil, "value %d", i))
 	}
@@ -187,7 +188,7 @@ func TestWriteBufferCoalesces(t *testing.T) {
 // the manifest receives operations in the order they were acknowledged.
 func TestWriteBufferBypassKeepsOrder(t *testing.T) {
 	dir := t.TempDir()
-	s := openT(t, dir, bufferedOpts(64<<10)) // buffers values up to 4 KiB
+	s := storetest.Open(t, dir, bufferedOpts(64<<10)) // buffers values up to 4 KiB
 	mustSet(t, s, "small", []byte("s"))
 	if err := s.Delete("small"); err != nil {
 		t.Fatal(err)
@@ -211,7 +212,7 @@ func TestWriteBufferBypassKeepsOrder(t *testing.T) {
 	checkState(t, "after bypasses", s, map[string]string{"small2": "s2", "big": string(big), "small3": "s3", "from": "streamed"})
 	// With the buffer off, every Set writes its file before it returns.
 	dir2 := t.TempDir()
-	s2 := openT(t, dir2, bufferedOpts(-1))
+	s2 := storetest.Open(t, dir2, bufferedOpts(-1))
 	mustSet(t, s2, "k", []byte("v"))
 	if n, _ := s2.Buffered(); n != 0 || len(valueFiles(t, dir2)) != 1 {
 		t.Fatalf("WriteBuffer -1: %d buffered, files %q", n, valueFiles(t, dir2))
@@ -222,7 +223,7 @@ func TestWriteBufferBypassKeepsOrder(t *testing.T) {
 func TestWriteBufferBackPressure(t *testing.T) {
 	const size, writers, value = 64 << 10, 4, 1 << 10
 	dir := t.TempDir()
-	s := openT(t, dir, &dirstore.Options{NoSync: true, WriteBuffer: size})
+	s := storetest.Open(t, dir, &dirstore.Options{NoSync: true, WriteBuffer: size})
 	var most atomic.Int64
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -268,7 +269,7 @@ func TestWriteBufferFailureKeepsValues(t *testing.T) {
 	fsys := faultFS(&on, errorfs.OpFileWrite, syscall.ENOSPC)
 	opts := bufferedOpts(1 << 20)
 	opts.FS = fsys
-	s := openT(t, "/s", opts)
+	s := storetest.Open(t, "/s", opts)
 	want := map[string]string{"a": "a0", "b": "b0", "gone": "g0"}
 	for k, v := range want {
 		mustSet(t, s, k, []byte(v))
@@ -314,7 +315,7 @@ func TestWriteBufferFailureKeepsValues(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s = openT(t, "/s", opts)
+	s = storetest.Open(t, "/s", opts)
 	checkState(t, "reopened", s, want)
 	names, _ := fsys.List("/s")
 	if len(names) != len(want)+1 {
@@ -326,7 +327,7 @@ func TestWriteBufferFailureKeepsValues(t *testing.T) {
 // fills, not held until the next checkpoint.
 func TestWriteBufferBoundsDeletes(t *testing.T) {
 	const size = 16 << 10
-	s := openT(t, t.TempDir(), bufferedOpts(size))
+	s := storetest.Open(t, t.TempDir(), bufferedOpts(size))
 	for i := range 2000 {
 		mustSet(t, s, fmt.Sprint("k", i), nil)
 	}
@@ -351,7 +352,7 @@ func TestWriteBufferBoundsDeletes(t *testing.T) {
 // little: Options.CheckpointInterval bounds how long a value waits.
 func TestWriteBufferAppliedByCheckpoint(t *testing.T) {
 	dir := t.TempDir()
-	s := openT(t, dir, &dirstore.Options{NoSync: true, CheckpointInterval: 10 * time.Millisecond})
+	s := storetest.Open(t, dir, &dirstore.Options{NoSync: true, CheckpointInterval: 10 * time.Millisecond})
 	mustSet(t, s, "k", []byte("v"))
 	deadline := time.Now().Add(10 * time.Second)
 	for n, _ := s.Buffered(); n != 0 || len(valueFiles(t, dir)) != 1; n, _ = s.Buffered() {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/dirstore/dirstore"
+	"github.com/dirstore/dirstore/internal/storetest"
 )
 
 // zictPython is the system Python, which Debian's python3-zict extends
@@ -167,7 +168,7 @@ func checkAdoption(t *testing.T, dir string, want map[string]string, stale []str
 		t.Fatalf("%d files for %d keys and %d stale files", len(before), len(want), len(stale))
 	}
 
-	s := openT(t, dir, nil)
+	s := storetest.Open(t, dir, nil)
 	checkItems(t, s, want)
 	for k, v := range want {
 		if ok, err := s.Has(k); !ok || err != nil {
@@ -225,7 +226,7 @@ func checkAdoption(t *testing.T, dir string, want map[string]string, stale []str
 		t.Errorf("after Close: %d files for %d keys: superseded, deleted or stale files remain", len(files), len(want))
 	}
 
-	s = openT(t, dir, nil)
+	s = storetest.Open(t, dir, nil)
 	checkItems(t, s, want)
 	mustSet(t, s, "plain", []byte("again"))
 	want["plain"] = "again"
@@ -236,6 +237,6 @@ func checkAdoption(t *testing.T, dir string, want map[string]string, stale []str
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s = openT(t, dir, &dirstore.Options{ReadOnly: true})
+	s = storetest.Open(t, dir, &dirstore.Options{ReadOnly: true})
 	checkItems(t, s, want)
 }

@@ -4,8 +4,11 @@
 // In Go, a goroutine blocked in a read or write system call holds an OS
 // thread. With many goroutines waiting on slow storage the thread count grows
 // without bound, and the runtime stops the program at 10,000 threads. The
-// engines here are the answer: the rest of the module (streams, the Store)
-// reads and writes through them.
+// engines here are the answer for streams: OpenStream's and Store.Open's
+// Streams read and write through them. The Store's own Get, View, Set and
+// SetFrom do not: they read with pread (or a memory map) and write with
+// write and writev directly on the value files (internal/datadir), as a
+// small value takes only a few system calls.
 //
 // # Engines
 //

@@ -104,6 +104,30 @@ func osBacked(fsys vfs.FS, dir string) bool {
 // copyBufPool holds the buffers WriteFrom copies through.
 var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
+// copyCRC reads r to its end through a pooled buffer, handing each chunk to
+// write, and returns how many bytes write took and their CRC-32C. It stops
+// at the first error of either.
+func copyCRC(r io.Reader, write func([]byte) error) (n int64, crc uint32, err error) {
+	bp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bp)
+	for {
+		m, rerr := r.Read(*bp)
+		if m > 0 {
+			crc = crc32.Update(crc, Castagnoli, (*bp)[:m])
+			if err := write((*bp)[:m]); err != nil {
+				return n, crc, err
+			}
+			n += int64(m)
+		}
+		if rerr == io.EOF {
+			return n, crc, nil
+		}
+		if rerr != nil {
+			return n, crc, rerr
+		}
+	}
+}
+
 func pathErr(op, path string, err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {

@@ -2,7 +2,6 @@ package datadir
 
 import (
 	"fmt"
-	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -170,29 +169,11 @@ func (d *fastDir) WriteFrom(name, reuse string, r io.Reader, sync bool) (int64, 
 	if err != nil {
 		return 0, 0, err
 	}
-	bp := copyBufPool.Get().(*[]byte)
-	defer copyBufPool.Put(bp)
-	var n int64
-	var crc uint32
 	var one [1][]byte
-	for {
-		m, rerr := r.Read(*bp)
-		if m > 0 {
-			crc = crc32.Update(crc, Castagnoli, (*bp)[:m])
-			one[0] = (*bp)[:m]
-			if err = d.writeAll(name, fd, one[:]); err != nil {
-				break
-			}
-			n += int64(m)
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			err = rerr
-			break
-		}
-	}
+	n, crc, err := copyCRC(r, func(b []byte) error {
+		one[0] = b
+		return d.writeAll(name, fd, one[:])
+	})
 	return n, crc, d.finish(name, fd, sync, d.trim(name, fd, reused, n, err))
 }
 

@@ -3,7 +3,6 @@ package datadir
 import (
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -120,28 +119,12 @@ func (d *vfsDir) WriteFrom(name, reuse string, r io.Reader, sync bool) (int64, u
 	if err != nil {
 		return 0, 0, err
 	}
-	bp := copyBufPool.Get().(*[]byte)
-	defer copyBufPool.Put(bp)
-	var n int64
-	var crc uint32
-	for {
-		m, rerr := r.Read(*bp)
-		if m > 0 {
-			crc = crc32.Update(crc, Castagnoli, (*bp)[:m])
-			if _, err = f.Write((*bp)[:m]); err != nil {
-				err = pathErr("write", d.Path(name), err)
-				break
-			}
-			n += int64(m)
+	n, crc, err := copyCRC(r, func(b []byte) error {
+		if _, err := f.Write(b); err != nil {
+			return pathErr("write", d.Path(name), err)
 		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			err = rerr
-			break
-		}
-	}
+		return nil
+	})
 	return n, crc, d.finish(name, f, sync, err)
 }
 
@@ -220,6 +203,10 @@ func (d *vfsDir) Remove(name string) error {
 
 func (d *vfsDir) SyncFiles(names []string) error {
 	for _, name := range names {
+		// OpenReadWrite creates a missing file: a file to sync must exist.
+		if _, err := d.fs.Stat(d.Path(name)); err != nil {
+			return pathErr("open", d.Path(name), err)
+		}
 		f, err := d.fs.OpenReadWrite(d.Path(name), vfs.WriteCategoryUnspecified)
 		if err != nil {
 			return pathErr("open", d.Path(name), err)

@@ -1,8 +1,8 @@
 // Package filetest checks that a file type honours the io contracts on every
 // path it offers for reading, in the manner of [testing/iotest.TestReader],
-// which it runs over each of them. One suite serves every file type of the
-// module (MemFile handles, backend files, streams), so they all behave
-// alike.
+// which it runs over each of them. It serves MemFile handles and Streams, so
+// they behave alike. Backend files are not checked here: backends/backendtest
+// runs testing/iotest over them itself.
 //
 // A file type is described by an [Opener]: a function that opens a fresh
 // reader at offset 0 on a file whose content is known. [TestReaders] runs

@@ -1,7 +1,8 @@
 // Package manifest records which key lives in which file: a store's manifest
 // is a pebble database in a hidden subdirectory of the store. It is the only
-// package that opens pebble; the store and internal/datadir use pebble's vfs
-// package for their file system.
+// package that opens a pebble database. Pebble's vfs package is imported
+// more widely: the Store's Options.FS is a vfs.FS, and internal/datadir
+// reads and writes value files through it.
 //
 // The key space has three prefixes: 'k' + key for entries, 'm' + name for
 // the store's own metadata, and 'u' + a big-endian sequence number for undo

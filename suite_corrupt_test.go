@@ -13,12 +13,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/dirstore/dirstore"
 	"github.com/dirstore/dirstore/internal/escape"
+	"github.com/dirstore/dirstore/internal/storetest"
 )
 
 var (
@@ -111,6 +109,81 @@ func damage(t testing.TB, rng *rand.Rand, path, kind string, value []byte) (what
 	return what, !bytes.Equal(b, value)
 }
 
+// TestCorruptEachKind damages one value file in each way (a flipped bit,
+// truncation, a zeroed block, an extension, removal), without and with
+// Mmap: Get and View say ErrCorrupt, and Verify reports the key. TestCorrupt
+// below does the same at random, many times.
+func TestCorruptEachKind(t *testing.T) {
+	dir := t.TempDir()
+	for _, mmap := range []bool{false, true} {
+		s := storetest.Open(t, dir, &dirstore.Options{Mmap: mmap})
+		value := bytes.Repeat([]byte("abcdefgh"), 1024)
+		damage := map[string]func(string) error{
+			"flip": func(p string) error {
+				b, _ := os.ReadFile(p)
+				b[100] ^= 1
+				return os.WriteFile(p, b, 0o600)
+			},
+			"truncate": func(p string) error { return os.Truncate(p, 5000) },
+			"zero": func(p string) error {
+				f, err := os.OpenFile(p, os.O_WRONLY, 0)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				_, err = f.WriteAt(make([]byte, 4096), 4096)
+				return err
+			},
+			"extend": func(p string) error {
+				f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				_, err = f.Write([]byte("x"))
+				return err
+			},
+			"remove": os.Remove,
+		}
+		for how, fn := range damage {
+			key := fmt.Sprint(how, mmap)
+			mustSet(t, s, key, value)
+			matches, _ := filepath.Glob(filepath.Join(dir, key+"#*"))
+			if len(matches) != 1 {
+				t.Fatalf("files of %s: %q", key, matches)
+			}
+			if err := fn(matches[0]); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Get(key); !errors.Is(err, dirstore.ErrCorrupt) {
+				t.Fatalf("%s: Get = %v, want ErrCorrupt", how, err)
+			}
+			if err := s.View(key, func([]byte) error { return nil }); !errors.Is(err, dirstore.ErrCorrupt) {
+				t.Fatalf("%s: View = %v, want ErrCorrupt", how, err)
+			}
+			var bad []string
+			if err := s.Verify(func(k string, err error) bool {
+				if err != nil {
+					if !errors.Is(err, dirstore.ErrCorrupt) {
+						t.Errorf("Verify(%q): %v", k, err)
+					}
+					bad = append(bad, k)
+				}
+				return true
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(bad, key) {
+				t.Fatalf("%s: Verify reported %q", how, bad)
+			}
+			if err := s.Delete(key); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.Close()
+	}
+}
+
 // TestCorrupt damages value files of a real store behind its back, 1,000
 // times (-corrupt.trials): a flipped byte, a truncation or a zeroed block
 // (aligned, possibly past the end) of a random value of up to 64 KiB. For
@@ -136,7 +209,7 @@ func TestCorrupt(t *testing.T) {
 	// that Sync made durable.
 	opts := &dirstore.Options{NoSync: true}
 	mopts := &dirstore.Options{NoSync: true, Mmap: true}
-	s := openT(t, dir, opts)
+	s := storetest.Open(t, dir, opts)
 	keys := make([]string, nkeys)
 	values := map[string][]byte{}
 	for i := range keys {
@@ -179,13 +252,13 @@ func TestCorrupt(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		s = openT(t, dir, mopts)
+		s = storetest.Open(t, dir, mopts)
 		checkCorrupt(t, s, cs, true, warmCache)
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
 		// Repair: new values for the damaged keys.
-		s = openT(t, dir, opts)
+		s = storetest.Open(t, dir, opts)
 		for _, c := range cs {
 			values[c.key] = corruptValue(rng)
 			mustSet(t, s, c.key, values[c.key])
@@ -334,7 +407,7 @@ func readStreamWhole(s *dirstore.Store, key string, o *dirstore.StreamOptions, v
 // damaged in the meantime is read back as wrong bytes with a nil error, even
 // with NoCache. Get, View and Verify do catch it.
 func TestCorruptStreamAfterVerified(t *testing.T) {
-	s := openT(t, t.TempDir(), nil)
+	s := storetest.Open(t, t.TempDir(), nil, storetest.LeftDamaged("k's file is damaged behind its back"))
 	value := bytes.Repeat([]byte("0123456789abcdef"), 256)
 	mustSet(t, s, "k", value)
 	first, err := s.OpenStream("k", &dirstore.StreamOptions{Cache: dirstore.NoCache})
@@ -390,7 +463,7 @@ func TestCorruptCLI(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	dir := t.TempDir()
-	s := openT(t, dir, nil)
+	s := storetest.Open(t, dir, nil, storetest.LeftDamaged("the dirstore tool is run on damaged files"))
 	values := map[string][]byte{}
 	for i := range 12 {
 		k := fmt.Sprintf("v%02d", i)
@@ -427,115 +500,5 @@ func TestCorruptCLI(t *testing.T) {
 		if !strings.Contains(stderr.String(), k) {
 			t.Errorf("dirstore verify's messages do not name %q:\n%s", k, stderr.Bytes())
 		}
-	}
-}
-
-// TestRecoveryReportsDamagedFiles: an Open that recovers from a crash
-// reports the keys whose files are missing or of the wrong length, and
-// reading them gives ErrCorrupt.
-func TestRecoveryReportsDamagedFiles(t *testing.T) {
-	mem := vfs.NewCrashableMem()
-	s := openT(t, "/s", &dirstore.Options{FS: mem})
-	for _, k := range []string{"gone", "short", "fine"} {
-		mustSet(t, s, k, []byte("value of "+k))
-	}
-	crashed := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
-	s.Close()
-	names, err := crashed.List("/s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range names {
-		switch {
-		case strings.HasPrefix(name, "gone#"):
-			if err := crashed.Remove("/s/" + name); err != nil {
-				t.Fatal(err)
-			}
-		case strings.HasPrefix(name, "short#"):
-			f, err := crashed.Create("/s/"+name, vfs.WriteCategoryUnspecified)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f.Write([]byte("value"))
-			f.Close()
-		}
-	}
-	var logs []string
-	s = openT(t, "/s", &dirstore.Options{FS: crashed, Logf: func(f string, args ...any) { logs = append(logs, fmt.Sprintf(f, args...)) }})
-	defer s.Close()
-	report := strings.Join(logs, "\n")
-	if !strings.Contains(report, `key "gone" is missing`) || !strings.Contains(report, `key "short" has 5 bytes, not 14`) || strings.Contains(report, `"fine"`) {
-		t.Fatalf("recovery reported:\n%s", report)
-	}
-	for _, k := range []string{"gone", "short"} {
-		if _, err := s.Get(k); !errors.Is(err, dirstore.ErrCorrupt) {
-			t.Fatalf("Get(%q) = %v, want ErrCorrupt", k, err)
-		}
-	}
-	if got := mustGet(t, s, "fine"); string(got) != "value of fine" {
-		t.Fatalf("Get(fine) = %q", got)
-	}
-}
-
-// A recovering Open of a NoSync store compares the bytes of every file
-// written since the last checkpoint with its checksum, names the first
-// that does not match, and rolls back from its batch on.
-func TestRecoveryReportsLostNoSyncValues(t *testing.T) {
-	mem := vfs.NewCrashableMem()
-	opts := &dirstore.Options{FS: mem, NoSync: true, CheckpointInterval: time.Hour}
-	s := openT(t, "/s", opts)
-	mustSet(t, s, "a", []byte("value of a"))
-	if err := s.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	mustSet(t, s, "b", []byte("value of b"))
-	mustSet(t, s, "c", []byte("value of c"))
-	if err := s.ApplyBuffered(); err != nil {
-		t.Fatal(err)
-	}
-	// Pebble writes NoSync commits out a 32 KiB block at a time: later
-	// operations push b's and c's out to the log.
-	for i := range 500 {
-		mustSet(t, s, fmt.Sprintf("pad/%d/%s", i, strings.Repeat("x", 100)), nil)
-	}
-	if err := s.ApplyBuffered(); err != nil {
-		t.Fatal(err)
-	}
-	crashed := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 100, RNG: rand.New(rand.NewPCG(1, 2))})
-	s.Close()
-	names, err := crashed.List("/s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	damaged := ""
-	for _, name := range names {
-		if strings.HasPrefix(name, "b#") {
-			// The right length, the wrong bytes.
-			f, err := crashed.Create("/s/"+name, vfs.WriteCategoryUnspecified)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f.Write([]byte("VALUE OF B"))
-			f.Close()
-			damaged = name
-		}
-	}
-	if damaged == "" {
-		t.Fatalf("no file of b among %q", names)
-	}
-	var logs []string
-	opts.FS = crashed
-	opts.Logf = func(f string, args ...any) { logs = append(logs, fmt.Sprintf(f, args...)) }
-	s = openT(t, "/s", opts)
-	report := strings.Join(logs, "\n")
-	// The padding's batch may or may not have reached the log.
-	if !strings.Contains(report, fmt.Sprintf(`the file %s of key "b" does not hold the value written`, damaged)) ||
-		!strings.Contains(report, "rolled back the last 2 unsynced operations") &&
-			!strings.Contains(report, "rolled back the last 502 unsynced operations") {
-		t.Fatalf("recovery reported:\n%s", report)
-	}
-	// b and c were applied in one batch: both are rolled back.
-	if got := keys(t, s); !slices.Equal(got, []string{"a"}) {
-		t.Fatalf("after recovery the keys are %q", got)
 	}
 }

@@ -406,6 +406,68 @@ func runConcurrency(t *testing.T, n int, nosync bool, d time.Duration) {
 	t.Errorf("%d goroutines before, %d two seconds after Close:\n%s", before, now, stacks)
 }
 
+// concOpKind is one kind of operation of TestConcurrency.
+type concOpKind int
+
+const (
+	concOpSet concOpKind = iota
+	concOpSetBuffers
+	concOpSetFrom
+	concOpDelete
+	concOpGet
+	concOpView
+	concOpHas
+	concOpListKeys
+	concOpVerify
+	concOpStream
+	concOpBufSet
+	concOpBufGet
+	concOpBufDelete
+	concOpBufHas
+	concOpBufKeys
+	concOpBufEvict
+	numConcOps
+)
+
+// concWeights is how often each kind of operation runs, relative to the
+// others (as pebble's metamorphic config weighs its operations): adding a
+// kind adds a weight and leaves the others' alone. They sum to 100, so a
+// seed draws the operations it drew when they were thresholds.
+var concWeights = [numConcOps]int{
+	concOpSet:        12,
+	concOpSetBuffers: 4,
+	concOpSetFrom:    4,
+	concOpDelete:     7,
+	concOpGet:        13,
+	concOpView:       8,
+	concOpHas:        4,
+	concOpListKeys:   3,
+	concOpVerify:     1,
+	concOpStream:     9,
+	concOpBufSet:     10,
+	concOpBufGet:     10,
+	concOpBufDelete:  5,
+	concOpBufHas:     4,
+	concOpBufKeys:    2,
+	concOpBufEvict:   4,
+}
+
+// pickConcOp draws a kind of operation by concWeights.
+func pickConcOp(rng *rand.Rand) concOpKind {
+	sum := 0
+	for _, w := range concWeights {
+		sum += w
+	}
+	n := rng.IntN(sum)
+	for op, w := range concWeights {
+		if n < w {
+			return concOpKind(op)
+		}
+		n -= w
+	}
+	panic("unreachable")
+}
+
 // concOp does one random operation and records it.
 func concOp(rng *rand.Rand, s *dirstore.Store, buf *dirstore.Buffer[[]byte], small *dirstore.Cache,
 	skeys, bkeys []string, sh, bh *history, clock *atomic.Int64, ids *atomic.Uint64,
@@ -427,8 +489,8 @@ func concOp(rng *rand.Rand, s *dirstore.Store, buf *dirstore.Buffer[[]byte], sma
 			fail("%s(%q): %v", op, key, err)
 		}
 	}
-	switch p := rng.IntN(100); {
-	case p < 12:
+	switch pickConcOp(rng) {
+	case concOpSet:
 		id := ids.Add(1)
 		v := idValue(id, concMaxValue)
 		inv := clock.Add(1)
@@ -437,7 +499,7 @@ func concOp(rng *rand.Rand, s *dirstore.Store, buf *dirstore.Buffer[[]byte], sma
 			return
 		}
 		rec(sh, k, evSet, id, inv, fmt.Sprintf("Set#%d", id))
-	case p < 16:
+	case concOpSetBuffers:
 		id := ids.Add(1)
 		v := idValue(id, concMaxValue)
 		inv := clock.Add(1)
@@ -446,7 +508,7 @@ func concOp(rng *rand.Rand, s *dirstore.Store, buf *dirstore.Buffer[[]byte], sma
 			return
 		}
 		rec(sh, k, evSet, id, inv, fmt.Sprintf("SetBuffers#%d", id))
-	case p < 20:
+	case concOpSetFrom:
 		id := ids.Add(1)
 		v := idValue(id, concMaxValue)
 		inv := clock.Add(1)
@@ -455,7 +517,7 @@ func concOp(rng *rand.Rand, s *dirstore.Store, buf *dirstore.Buffer[[]byte], sma
 			return
 		}
 		rec(sh, k, evSet, id, inv, fmt.Sprintf("SetFrom#%d", id))
-	case p < 27:
+	case concOpDelete:
 		inv := clock.Add(1)
 		err := s.Delete(k)
 		switch {
@@ -466,11 +528,11 @@ func concOp(rng *rand.Rand, s *dirstore.Store, buf *dirstore.Buffer[[]byte], sma
 		default:
 			fail("Delete(%q): %v", k, err)
 		}
-	case p < 40:
+	case concOpGet:
 		inv := clock.Add(1)
 		v, err := s.Get(k)
 		read(sh, k, "Get", inv, v, err)
-	case p < 48:
+	case concOpView:
 		inv := clock.Add(1)
 		var v []byte
 		err := s.View(k, func(b []byte) error {
@@ -482,7 +544,7 @@ func concOp(rng *rand.Rand, s *dirstore.Store, buf *dirstore.Buffer[[]byte], sma
 			return nil
 		})
 		read(sh, k, "View", inv, v, err)
-	case p < 52:
+	case concOpHas:
 		inv := clock.Add(1)
 		ok, err := s.Has(k)
 		resp := clock.Add(1)
@@ -494,7 +556,7 @@ func concOp(rng *rand.Rand, s *dirstore.Store, buf *dirstore.Buffer[[]byte], sma
 		default:
 			sh.add(k, histEvent{evRead, 0, inv, resp, "Has"})
 		}
-	case p < 55:
+	case concOpListKeys:
 		inv := clock.Add(1)
 		var listed []string
 		for key, err := range s.Keys() {
@@ -518,7 +580,7 @@ func concOp(rng *rand.Rand, s *dirstore.Store, buf *dirstore.Buffer[[]byte], sma
 		if len(listed) > concKeys {
 			fail("Keys = %q: keys never set", listed)
 		}
-	case p < 56:
+	case concOpVerify:
 		// Verify reports only real damage, whatever writers do meanwhile.
 		if err := s.Verify(func(key string, err error) bool {
 			if err != nil {
@@ -528,7 +590,7 @@ func concOp(rng *rand.Rand, s *dirstore.Store, buf *dirstore.Buffer[[]byte], sma
 		}); err != nil {
 			fail("Verify: %v", err)
 		}
-	case p < 65:
+	case concOpStream:
 		// A Stream reads the version current when it was opened: the read
 		// takes effect inside Open.
 		var o *dirstore.StreamOptions
@@ -571,7 +633,7 @@ func concOp(rng *rand.Rand, s *dirstore.Store, buf *dirstore.Buffer[[]byte], sma
 		sh.add(k, histEvent{evRead, idOf("Stream", k, v), inv, resp, "Stream"})
 
 	// The Buffer.
-	case p < 75:
+	case concOpBufSet:
 		id := ids.Add(1)
 		v := idValue(id, concMaxValue)
 		inv := clock.Add(1)
@@ -580,11 +642,11 @@ func concOp(rng *rand.Rand, s *dirstore.Store, buf *dirstore.Buffer[[]byte], sma
 			return
 		}
 		rec(bh, bk, evSet, id, inv, fmt.Sprintf("Buffer.Set#%d", id))
-	case p < 85:
+	case concOpBufGet:
 		inv := clock.Add(1)
 		v, err := buf.Get(bk)
 		read(bh, bk, "Buffer.Get", inv, v, err)
-	case p < 90:
+	case concOpBufDelete:
 		inv := clock.Add(1)
 		err := buf.Delete(bk)
 		switch {
@@ -595,7 +657,7 @@ func concOp(rng *rand.Rand, s *dirstore.Store, buf *dirstore.Buffer[[]byte], sma
 		default:
 			fail("Buffer.Delete(%q): %v", bk, err)
 		}
-	case p < 94:
+	case concOpBufHas:
 		inv := clock.Add(1)
 		ok, err := buf.Has(bk)
 		resp := clock.Add(1)
@@ -607,7 +669,7 @@ func concOp(rng *rand.Rand, s *dirstore.Store, buf *dirstore.Buffer[[]byte], sma
 		default:
 			bh.add(bk, histEvent{evRead, 0, inv, resp, "Buffer.Has"})
 		}
-	case p < 96:
+	case concOpBufKeys:
 		inv := clock.Add(1)
 		var listed []string
 		for key := range buf.Keys() {
@@ -624,7 +686,7 @@ func concOp(rng *rand.Rand, s *dirstore.Store, buf *dirstore.Buffer[[]byte], sma
 				bh.add(key, histEvent{evRead, 0, inv, resp, "Buffer.Keys"})
 			}
 		}
-	default:
+	case concOpBufEvict:
 		if _, _, err := buf.Evict(); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			fail("Buffer.Evict: %v", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/dirstore/dirstore"
 	"github.com/dirstore/dirstore/internal/escape"
+	"github.com/dirstore/dirstore/internal/tornfs"
 )
 
 var (
@@ -320,7 +322,7 @@ func runCrash(t *testing.T, seed uint64, c crashConfig, nops, nkeys, maxValue in
 	// must not tear or lose either.
 	models := []model{{}}
 	mem := vfs.NewCrashableMem()
-	torn := newTornFS(mem)
+	torn := tornfs.New(mem)
 	var cloneRNG = rand.New(rand.NewPCG(seed, 2))
 	var rngMu sync.Mutex
 	rec := &crashRecorder{mem: mem, cfg: func() vfs.CrashCloneCfg {
@@ -333,7 +335,7 @@ func runCrash(t *testing.T, seed uint64, c crashConfig, nops, nkeys, maxValue in
 			rngMu.Lock()
 			r := rand.New(rand.NewPCG(cloneRNG.Uint64(), 1))
 			rngMu.Unlock()
-			torn.tear(clone, r)
+			torn.Tear(clone, r)
 		}
 	}
 	var fsys vfs.FS = errorfs.Wrap(torn, rec)
@@ -403,9 +405,7 @@ func runCrash(t *testing.T, seed uint64, c crashConfig, nops, nkeys, maxValue in
 	}
 	t.Logf("checked %d crash points of %d operations", checked, len(ops))
 	if c.torn {
-		torn.mu.Lock()
-		n := torn.torn
-		torn.mu.Unlock()
+		n := torn.Torn()
 		t.Logf("tore %d unsynced ranges", n)
 		if n == 0 {
 			t.Fatal("the torn-write model tore nothing")
@@ -450,7 +450,7 @@ func crashPointErr(p crashPoint, ops []workOp, models []model, nosync bool) erro
 	hi := min(p.acked+p.inflight, len(ops))
 	match := -1
 	for i := hi; i >= lo; i-- {
-		if mapsEqual(got, models[i]) || (i < hi && midBufferOp(got, ops[i], models[i], models[i+1])) {
+		if maps.Equal(got, models[i]) || (i < hi && midBufferOp(got, ops[i], models[i], models[i+1])) {
 			match = i
 			break
 		}
@@ -503,18 +503,6 @@ func midBufferOp(got model, o workOp, a, b model) bool {
 			}
 		case !gok, aok && g == av, bok && g == bv:
 		default:
-			return false
-		}
-	}
-	return true
-}
-
-func mapsEqual(a, b model) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
 			return false
 		}
 	}

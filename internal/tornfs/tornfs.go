@@ -1,4 +1,9 @@
-package dirstore_test
+// Package tornfs is a file system for crash tests that remembers which
+// byte ranges of each file were written and not yet synced, so that a crash
+// clone can have them come back as garbage: the torn-write model, harsher
+// than pebble's MemFS, which returns unsynced blocks either intact or as
+// they were before.
+package tornfs
 
 import (
 	"math/rand/v2"
@@ -7,20 +12,26 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// tornFS remembers which byte ranges of each file were written and not yet
-// synced, so that a crash clone can have them come back as garbage: the
-// torn-write model, harsher than pebble's MemFS, which returns unsynced
-// blocks either intact or as they were before.
-type tornFS struct {
+// FS wraps a file system and notes the unsynced ranges of the files
+// written through it.
+type FS struct {
 	vfs.FS
 	mu    sync.Mutex
 	dirty map[string][][2]int64
 	torn  int // ranges torn so far
 }
 
-func newTornFS(fs vfs.FS) *tornFS { return &tornFS{FS: fs, dirty: map[string][][2]int64{}} }
+// New returns an FS over fs.
+func New(fs vfs.FS) *FS { return &FS{FS: fs, dirty: map[string][][2]int64{}} }
 
-func (t *tornFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
+// Torn returns how many ranges Tear has torn so far.
+func (t *FS) Torn() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.torn
+}
+
+func (t *FS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
 	f, err := t.FS.Create(name, c)
 	if err != nil {
 		return nil, err
@@ -28,27 +39,27 @@ func (t *tornFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) 
 	t.mu.Lock()
 	t.dirty[name] = nil
 	t.mu.Unlock()
-	return &tornFile{File: f, fs: t, name: name}, nil
+	return &file{File: f, fs: t, name: name}, nil
 }
 
-func (t *tornFS) ReuseForWrite(oldname, newname string, c vfs.DiskWriteCategory) (vfs.File, error) {
+func (t *FS) ReuseForWrite(oldname, newname string, c vfs.DiskWriteCategory) (vfs.File, error) {
 	f, err := t.FS.ReuseForWrite(oldname, newname, c)
 	if err != nil {
 		return nil, err
 	}
 	t.moved(oldname, newname)
-	return &tornFile{File: f, fs: t, name: newname}, nil
+	return &file{File: f, fs: t, name: newname}, nil
 }
 
-func (t *tornFS) OpenReadWrite(name string, c vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
+func (t *FS) OpenReadWrite(name string, c vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
 	f, err := t.FS.OpenReadWrite(name, c, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &tornFile{File: f, fs: t, name: name}, nil
+	return &file{File: f, fs: t, name: name}, nil
 }
 
-func (t *tornFS) Rename(oldname, newname string) error {
+func (t *FS) Rename(oldname, newname string) error {
 	if err := t.FS.Rename(oldname, newname); err != nil {
 		return err
 	}
@@ -56,7 +67,7 @@ func (t *tornFS) Rename(oldname, newname string) error {
 	return nil
 }
 
-func (t *tornFS) Remove(name string) error {
+func (t *FS) Remove(name string) error {
 	if err := t.FS.Remove(name); err != nil {
 		return err
 	}
@@ -66,17 +77,17 @@ func (t *tornFS) Remove(name string) error {
 	return nil
 }
 
-func (t *tornFS) moved(oldname, newname string) {
+func (t *FS) moved(oldname, newname string) {
 	t.mu.Lock()
 	t.dirty[newname] = t.dirty[oldname]
 	delete(t.dirty, oldname)
 	t.mu.Unlock()
 }
 
-// tear overwrites about half of the unsynced ranges in clone with garbage.
+// Tear overwrites about half of the unsynced ranges in clone with garbage.
 // Ranges are noted after the write and forgotten before the sync, so a
 // clone taken concurrently never has synced bytes torn.
-func (t *tornFS) tear(clone *vfs.MemFS, rng *rand.Rand) {
+func (t *FS) Tear(clone *vfs.MemFS, rng *rand.Rand) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for name, ranges := range t.dirty {
@@ -107,33 +118,33 @@ func (t *tornFS) tear(clone *vfs.MemFS, rng *rand.Rand) {
 	}
 }
 
-type tornFile struct {
+type file struct {
 	vfs.File
-	fs   *tornFS
+	fs   *FS
 	name string
 	off  int64
 }
 
-func (f *tornFile) note(off, n int64) {
+func (f *file) note(off, n int64) {
 	f.fs.mu.Lock()
 	f.fs.dirty[f.name] = append(f.fs.dirty[f.name], [2]int64{off, off + n})
 	f.fs.mu.Unlock()
 }
 
-func (f *tornFile) Write(p []byte) (int, error) {
+func (f *file) Write(p []byte) (int, error) {
 	n, err := f.File.Write(p)
 	f.note(f.off, int64(n))
 	f.off += int64(n)
 	return n, err
 }
 
-func (f *tornFile) WriteAt(p []byte, off int64) (int, error) {
+func (f *file) WriteAt(p []byte, off int64) (int, error) {
 	n, err := f.File.WriteAt(p, off)
 	f.note(off, int64(n))
 	return n, err
 }
 
-func (f *tornFile) forget() {
+func (f *file) forget() {
 	f.fs.mu.Lock()
 	if _, ok := f.fs.dirty[f.name]; ok {
 		f.fs.dirty[f.name] = nil
@@ -141,12 +152,12 @@ func (f *tornFile) forget() {
 	f.fs.mu.Unlock()
 }
 
-func (f *tornFile) Sync() error {
+func (f *file) Sync() error {
 	f.forget()
 	return f.File.Sync()
 }
 
-func (f *tornFile) SyncData() error {
+func (f *file) SyncData() error {
 	f.forget()
 	return f.File.SyncData()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/dirstore/dirstore"
 	"github.com/dirstore/dirstore/internal/escape"
+	"github.com/dirstore/dirstore/internal/storetest"
 )
 
 // osFS is the operating system's file system under another name: a Store on
@@ -174,7 +176,7 @@ func FuzzHostileKeys(f *testing.F) {
 		model := map[string][]byte{}
 		check := func(when string) {
 			t.Helper()
-			if got := treeState(t, root, dir); !mapsEqualStr(got, before) {
+			if got := treeState(t, root, dir); !maps.Equal(got, before) {
 				t.Fatalf("%s: the directories around the store changed:\n got %q\nwant %q", when, got, before)
 			}
 			checkStoreDirOwn(t, dir, nil)
@@ -287,18 +289,6 @@ func FuzzHostileKeys(f *testing.F) {
 	})
 }
 
-func mapsEqualStr(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
-}
-
 // plant puts a hostile entry of the given kind at path, aimed at the
 // outside file target (and its directory).
 func plant(t testing.TB, kind, path, target string) {
@@ -394,11 +384,11 @@ func TestHostilePlanted(t *testing.T) {
 				if fsName != "default" {
 					opts.FS = osFS{vfs.Default}
 				}
-				s := openT(t, dir, opts)
+				s := storetest.Open(t, dir, opts, storetest.LeftDamaged("entries planted under value files' names"))
 				before := treeState(t, root, dir)
 				outsideSame := func(when string) {
 					t.Helper()
-					if got := treeState(t, root, dir); !mapsEqualStr(got, before) {
+					if got := treeState(t, root, dir); !maps.Equal(got, before) {
 						t.Errorf("%s: outside the store changed:\n got %q\nwant %q", when, got, before)
 					}
 				}
@@ -451,12 +441,12 @@ func TestHostilePlanted(t *testing.T) {
 					if err := s.Close(); err != nil {
 						t.Fatal(err)
 					}
-					ms := openT(t, dir, &dirstore.Options{Mmap: true})
+					ms := storetest.Open(t, dir, &dirstore.Options{Mmap: true}, storetest.LeftDamaged("entries planted under value files' names"))
 					withTimeout(t, "reads with Mmap", 5*time.Second, unblock, func() { readsFail(ms, "planted, Mmap") })
 					if err := ms.Close(); err != nil {
 						t.Fatal(err)
 					}
-					s = openT(t, dir, opts)
+					s = storetest.Open(t, dir, opts, storetest.LeftDamaged("entries planted under value files' names"))
 				}
 				outsideSame("after the reads")
 
@@ -528,7 +518,7 @@ func TestHostilePlanted(t *testing.T) {
 				if err := s.Close(); err != nil {
 					t.Fatal(err)
 				}
-				s = openT(t, dir, opts)
+				s = storetest.Open(t, dir, opts, storetest.LeftDamaged("entries planted under value files' names"))
 				if got := mustGet(t, s, "k"); string(got) != "newest" {
 					t.Errorf("Get after reopen = %q", got)
 				}
@@ -590,7 +580,7 @@ func dropForeign(t testing.TB, dir string) {
 // open, and a reopen after a writer process was killed with SIGKILL.
 func TestHostileForeignFiles(t *testing.T) {
 	root, dir := hostileRoot(t)
-	s := openT(t, dir, nil)
+	s := storetest.Open(t, dir, nil)
 	mustSet(t, s, "kept", []byte("kept value"))
 	dropForeign(t, dir)
 	want := treeState(t, dir, filepath.Join(dir, ".dirstore"))
@@ -648,7 +638,7 @@ func TestHostileForeignFiles(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s = openT(t, dir, nil)
+	s = storetest.Open(t, dir, nil)
 	check(s, "clean reopen", []string{"kept"})
 
 	// A copy taken while open: its Open recovers (and removes orphans of
@@ -676,7 +666,7 @@ func TestHostileForeignFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs []string
-	s = openT(t, dir, &dirstore.Options{Logf: func(f string, args ...any) { logs = append(logs, fmt.Sprintf(f, args...)) }})
+	s = storetest.Open(t, dir, &dirstore.Options{Logf: func(f string, args ...any) { logs = append(logs, fmt.Sprintf(f, args...)) }})
 	check(s, "reopen after a crash (copy)", []string{"kept"})
 	if _, err := os.Lstat(filepath.Join(dir, escape.Name("orphan", 1<<40))); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the orphan of the store's naming was not removed by recovery (%v); it said %q", err, logs)
@@ -688,7 +678,7 @@ func TestHostileForeignFiles(t *testing.T) {
 	// A writer killed by SIGKILL.
 	for i := range 3 {
 		recs := runKillChild(t, dir, i == 1, uint64(i), uint64(i+1)<<32, 2, true, 30*time.Millisecond)
-		s = openT(t, dir, nil)
+		s = storetest.Open(t, dir, nil)
 		var keys []string
 		for k, err := range s.Keys() {
 			if err != nil {
@@ -709,7 +699,7 @@ func TestHostileForeignFiles(t *testing.T) {
 // and must not make Open fail.
 func TestHostileDirectoryNamedLikeValue(t *testing.T) {
 	root, dir := hostileRoot(t)
-	s := openT(t, dir, nil)
+	s := storetest.Open(t, dir, nil)
 	mustSet(t, s, "k", []byte("v"))
 	name := escape.Name("zz", 77)
 	if err := os.Mkdir(filepath.Join(dir, name), 0o700); err != nil {
@@ -752,7 +742,7 @@ func TestHostileAdoptSymlink(t *testing.T) {
 			if fsName != "default" {
 				opts.FS = osFS{vfs.Default}
 			}
-			s := openT(t, dir, opts)
+			s := storetest.Open(t, dir, opts, storetest.LeftDamaged("a symbolic link planted under a value file's name"))
 			if got := keys(t, s); !slices.Equal(got, []string{"real"}) {
 				t.Errorf("first Open adopted %q, want only \"real\"", got)
 			}
@@ -785,7 +775,7 @@ func TestHostileRecycled(t *testing.T) {
 		t.Run("kind="+kind, func(t *testing.T) {
 			root, dir := hostileRoot(t)
 			outside := filepath.Join(root, "victim")
-			s := openT(t, dir, nil)
+			s := storetest.Open(t, dir, nil, storetest.LeftDamaged("an entry planted under a value file's name"))
 			mustSet(t, s, "k", []byte("v1"))
 			path := currentFile(t, dir, "k")
 			if err := os.Remove(path); err != nil {

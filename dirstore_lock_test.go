@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/dirstore/dirstore"
+	"github.com/dirstore/dirstore/internal/storetest"
 )
 
 const lockChildEnv = "DIRSTORE_LOCK_CHILD"
@@ -52,6 +53,6 @@ func TestLockedAcrossProcesses(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("the other process: %v", err)
 	}
-	s := openT(t, dir, nil)
+	s := storetest.Open(t, dir, nil)
 	mustSet(t, s, "k", []byte("v"))
 }
