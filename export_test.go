@@ -36,3 +36,13 @@ func (s *Store) Buffered() (ops int, bytes int64) {
 	}
 	return ops, w.bytes
 }
+
+// ListFSDir lists the keys under dir ("" or "a/b/") as Store.FS's ReadDir
+// does, and returns how many keys it looked at.
+func (s *Store) ListFSDir(dir string) (names []string, visited int, err error) {
+	list, err := s.listFSDir(dir, &visited)
+	for _, d := range list {
+		names = append(names, d.Name())
+	}
+	return names, visited, err
+}
