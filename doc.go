@@ -7,8 +7,9 @@
 // file stream with a shared range cache (optionally scan-resistant) and hooks;
 // [Store.Open] streams a value, and [Store.FS] shows the keys as an io/fs
 // file system (for http.FileServer, fs.WalkDir, templates). A [Buffer]
-// keeps hot values in memory and spills the rest to a Store. The backends
-// subpackage does positional file I/O on a fixed, small set of threads.
+// keeps hot values in memory and spills the rest to a Store, compressed if
+// its Codec is [S2Codec]. The backends subpackage does positional file I/O
+// on a fixed, small set of threads.
 //
 // # Data model
 //
