@@ -212,3 +212,33 @@ func BenchmarkBufferSpillCodec(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkS2Codec measures the codec alone: Marshal (compress) and
+// Unmarshal (decompress) throughput of 1 MiB values.
+func BenchmarkS2Codec(b *testing.B) {
+	c := dirstore.S2Codec[[]byte](nil)
+	for _, kind := range []string{"text", "ints", "random"} {
+		v := codecData(kind, 1<<20, 1)
+		enc, err := c.Marshal(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("data=%s/op=marshal", kind), func(b *testing.B) {
+			b.SetBytes(int64(len(v)))
+			for range b.N {
+				if _, err := c.Marshal(v); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(enc))/float64(len(v)), "ratio")
+		})
+		b.Run(fmt.Sprintf("data=%s/op=unmarshal", kind), func(b *testing.B) {
+			b.SetBytes(int64(len(v)))
+			for range b.N {
+				if _, err := c.Unmarshal(enc); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
