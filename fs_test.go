@@ -328,8 +328,76 @@ func TestFSModTime(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s = openT(t, dir, nil)
-	check("reopened")
+	s = openT(t, dir, &dirstore.Options{ReadOnly: true})
+	check("reopened read-only")
+}
+
+// The view is live: walks and reads while keys are set and deleted see
+// whole values of the right keys, and at worst a name that went away.
+func TestFSConcurrentWrites(t *testing.T) {
+	s := openT(t, t.TempDir(), &dirstore.Options{NoSync: true})
+	const n = 40
+	done := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		defer close(errc)
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			k := fmt.Sprintf("d%d/k%d", i%3, i%n)
+			var err error
+			if i%5 == 4 {
+				err = s.Delete(k)
+				if errors.Is(err, fs.ErrNotExist) {
+					err = nil
+				}
+			} else {
+				err = s.Set(k, bytes.Repeat([]byte(k+";"), 1+i%300))
+			}
+			if err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	fsys := s.FS()
+	deadline := time.Now().Add(2 * time.Second)
+	reads := 0
+	for time.Now().Before(deadline) {
+		err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // a directory emptied meanwhile
+			}
+			if err != nil || d.IsDir() {
+				return err
+			}
+			data, err := fs.ReadFile(fsys, p)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if len(data) == 0 || !bytes.Equal(data, bytes.Repeat([]byte(p+";"), len(data)/(len(p)+1))) {
+				return fmt.Errorf("%s holds %q", p, data)
+			}
+			reads++
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if reads < 100 {
+		t.Fatalf("only %d reads", reads)
+	}
 }
 
 func TestFSOpenIsStream(t *testing.T) {
