@@ -29,8 +29,9 @@ import (
 //     the directory wins, and "a"'s value is reachable only through the
 //     Store itself.
 //
-// Backslashes and other characters are not separators: "a\\b" is one file
-// name, as fs.ValidPath says.
+// Backslashes and other characters are not separators: the key `a\b` is
+// one file, as fs.ValidPath says (testing/fstest.TestFS, stricter, rejects
+// such names).
 //
 // The view is live, not a snapshot: each call sees the Store as it is then
 // (a directory's listing is consistent within itself). Directories are
