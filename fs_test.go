@@ -595,3 +595,34 @@ func TestFSHTTP(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkFSReadDir lists the root of a store whose keys sit in 4
+// subdirectories: the cost should not grow with the keys under them.
+func BenchmarkFSReadDir(b *testing.B) {
+	for _, perDir := range []int{100, 10000} {
+		b.Run(fmt.Sprintf("keys=%d", 4*perDir), func(b *testing.B) {
+			s, err := dirstore.Open(b.TempDir(), &dirstore.Options{NoSync: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			for d := range 4 {
+				for i := range perDir {
+					if err := s.Set(fmt.Sprintf("dir%d/%05d", d, i), nil); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			if err := s.Sync(); err != nil {
+				b.Fatal(err)
+			}
+			fsys := s.FS()
+			b.ResetTimer()
+			for range b.N {
+				if list, err := fs.ReadDir(fsys, "."); err != nil || len(list) != 4 {
+					b.Fatal(list, err)
+				}
+			}
+		})
+	}
+}
