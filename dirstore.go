@@ -9,6 +9,7 @@ import (
 	"iter"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -399,7 +400,7 @@ func (s *Store) setBuffers(key string, bufs [][]byte) error {
 	if err != nil {
 		return keyErr("set", key, err)
 	}
-	e := manifest.Entry{Version: v}
+	e := manifest.Entry{Version: v, ModTime: time.Now().UnixNano()}
 	for _, b := range bufs {
 		e.Size += int64(len(b))
 		e.CRC = crc32.Update(e.CRC, datadir.Castagnoli, b)
@@ -439,7 +440,8 @@ func (s *Store) setFrom(key string, r io.Reader) (int64, error) {
 		s.gc.leftover.Store(true)
 		return 0, keyErr("set", key, s.failIfSync(err))
 	}
-	return n, s.installInOrder("set", key, name, manifest.Entry{Version: v, Size: n, CRC: crc})
+	e := manifest.Entry{Version: v, Size: n, CRC: crc, ModTime: time.Now().UnixNano()}
+	return n, s.installInOrder("set", key, name, e)
 }
 
 // install points key at the new file name, which holds entry e, and

@@ -5,9 +5,11 @@
 // directory: the Go successor of Python's zict.File. A [MemFile] is one block
 // of RAM opened any number of times as real file handles. A [Stream] is a
 // file stream with a shared range cache (optionally scan-resistant) and hooks;
-// [Store.Open] streams a value. A [Buffer] keeps hot values in memory and
-// spills the rest to a Store. The backends subpackage does positional file
-// I/O on a fixed, small set of threads.
+// [Store.Open] streams a value, and [Store.FS] shows the keys as an io/fs
+// file system (for http.FileServer, fs.WalkDir, templates). A [Buffer]
+// keeps hot values in memory and spills the rest to a Store, compressed if
+// its Codec is [S2Codec]. The backends subpackage does positional file I/O
+// on a fixed, small set of threads.
 //
 // # Data model
 //
@@ -23,7 +25,8 @@
 // the hidden subdirectory .dirstore, with each value's size and CRC-32C. The
 // manifest, not the directory listing, is the truth: Len, Has and Keys come
 // from it, so memory does not grow with the number of keys, and files the
-// manifest does not know are never taken for keys.
+// manifest does not know are never taken for keys. Entries also record when
+// the value was written (Store.FS's ModTime).
 //
 // # Durability
 //

@@ -42,3 +42,13 @@ func (s *Store) Buffered() (ops int, bytes int64) {
 // state a crash leaves when pebble wrote its log out but the value files
 // of NoSync writes were not.
 func (s *Store) SyncManifest() error { return s.man.Sync() }
+
+// ListFSDir lists the keys under dir ("" or "a/b/") as Store.FS's ReadDir
+// does, and returns how many keys it looked at.
+func (s *Store) ListFSDir(dir string) (names []string, visited int, err error) {
+	list, err := s.listFSDir(dir, &visited)
+	for _, d := range list {
+		names = append(names, d.Name())
+	}
+	return names, visited, err
+}

@@ -106,18 +106,25 @@ func (s *Store) Open(key string) (*Stream, error) { return s.OpenStream(key, nil
 // On a file system other than the operating system's (Options.FS), the
 // Stream reads through it rather than through StreamOptions.Backend.
 func (s *Store) OpenStream(key string, opts *StreamOptions) (*Stream, error) {
+	st, _, err := s.openStream(key, opts)
+	return st, err
+}
+
+// openStream is OpenStream, also returning the entry of the value opened.
+func (s *Store) openStream(key string, opts *StreamOptions) (*Stream, manifest.Entry, error) {
+	var entry manifest.Entry
 	o, err := opts.withDefaults()
 	if err != nil {
-		return nil, keyErr("open", key, err)
+		return nil, entry, keyErr("open", key, err)
 	}
 	if err := s.begin("open", key, false); err != nil {
-		return nil, err
+		return nil, entry, err
 	}
 	defer s.closeMu.RUnlock()
 	if _, ok := s.wb.get(key); ok {
 		// A stream reads the value's file: write it first.
 		if err := s.applyBuffered(); err != nil {
-			return nil, keyErr("open", key, fmt.Errorf("applying buffered writes: %w", err))
+			return nil, entry, keyErr("open", key, fmt.Errorf("applying buffered writes: %w", err))
 		}
 	}
 	// The stream reads the file for as long as it is open: resolve pins it,
@@ -134,13 +141,13 @@ func (s *Store) OpenStream(key string, opts *StreamOptions) (*Stream, error) {
 				Err: fmt.Errorf("%w: %d bytes, want %d", datadir.ErrSize, rf.Size(), e.Size)}
 		}
 		pf := &pinnedFile{ReadFile: rf, unpin: func() { s.gc.unpin(name) }}
-		st = s.valueStream(name, pf, e.Size, e.CRC, o)
+		st, entry = s.valueStream(name, pf, e.Size, e.CRC, o), e
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, entry, err
 	}
-	return st, nil
+	return st, entry, nil
 }
 
 func (s *Store) valueStream(name string, rf datadir.ReadFile, size int64, crc uint32, o StreamOptions) *Stream {

@@ -188,6 +188,8 @@ type Stream struct {
 	base    atomic.Pointer[baseline] // for IsModified
 	verify  *verifier                // Store values: sequential checksum
 	cleanup runtime.Cleanup
+
+	fsInfo fs.FileInfo // Stat's answer for a Stream from Store.FS (fs.go)
 }
 
 var (
@@ -549,12 +551,16 @@ func (s *Stream) Seek(offset int64, whence int) (int64, error) {
 }
 
 // Stat returns the file's fs.FileInfo. For a file of the operating system,
-// Sys returns a *syscall.Stat_t.
+// Sys returns a *syscall.Stat_t. A Stream opened through Store.FS
+// describes the key instead (see Store.FS).
 func (s *Stream) Stat() (fs.FileInfo, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed.Load() {
 		return nil, s.closedErr("stat")
+	}
+	if s.fsInfo != nil {
+		return s.fsInfo, nil
 	}
 	if s.fd < 0 {
 		if st, ok := s.rf.(interface{ Stat() (fs.FileInfo, error) }); ok {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dirstore/dirstore/internal/datadir"
 	"github.com/dirstore/dirstore/internal/escape"
@@ -49,8 +50,9 @@ type writeBuffer struct {
 
 // pendingOp is a buffered Set (value) or Delete (del).
 type pendingOp struct {
-	value []byte // owned by the buffer and never changed
-	del   bool
+	value   []byte // owned by the buffer and never changed
+	del     bool
+	modTime int64 // when a Set was acknowledged, for the entry's ModTime
 }
 
 // cost is what op counts against the buffer's size: its value, its key
@@ -113,7 +115,7 @@ func (s *Store) setBuffered(key string, bufs [][]byte, n int64) error {
 	for _, b := range bufs {
 		value = append(value, b...)
 	}
-	return s.enqueue(key, pendingOp{value: value})
+	return s.enqueue(key, pendingOp{value: value, modTime: time.Now().UnixNano()})
 }
 
 // deleteBuffered is Delete through the buffer.
@@ -280,7 +282,7 @@ func (s *Store) applyBatch(batch map[string]pendingOp) error {
 			dropWritten()
 			return keyErr("set", a.key, err)
 		}
-		a.e = manifest.Entry{Version: v, Size: int64(len(a.op.value)), CRC: crc32.Checksum(a.op.value, datadir.Castagnoli)}
+		a.e = manifest.Entry{Version: v, Size: int64(len(a.op.value)), CRC: crc32.Checksum(a.op.value, datadir.Castagnoli), ModTime: a.op.modTime}
 		a.name = escape.Name(a.key, v)
 		if err := s.files.Write(a.name, s.gc.spare(), [][]byte{a.op.value}, false); err != nil {
 			s.gc.leftover.Store(true)

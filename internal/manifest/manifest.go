@@ -36,27 +36,48 @@ type Entry struct {
 	Size    int64  // length of the value in bytes
 	CRC     uint32 // CRC-32C (Castagnoli) of the value
 	Legacy  bool   // the file is named quote(key) with no suffix (an adopted zict 2 file)
+	// ModTime is when the value was written, in Unix nanoseconds; 0 when
+	// unknown (entries written before it was recorded, adopted files).
+	ModTime int64
 }
 
-// AppendEncode appends the encoding of e to dst.
+// Flags, the first byte of an entry's encoding.
+const (
+	flagLegacy  = 1 << 0
+	flagModTime = 1 << 1 // a zigzag varint of ModTime follows the CRC
+	knownFlags  = flagLegacy | flagModTime
+)
+
+// AppendEncode appends the encoding of e to dst: a flags byte, the
+// version and the size as uvarints, the CRC as 4 little-endian bytes, and
+// then, if flagModTime is set, ModTime as a varint.
 func (e Entry) AppendEncode(dst []byte) []byte {
 	var flags byte
 	if e.Legacy {
-		flags |= 1
+		flags |= flagLegacy
+	}
+	if e.ModTime != 0 {
+		flags |= flagModTime
 	}
 	dst = append(dst, flags)
 	dst = binary.AppendUvarint(dst, e.Version)
 	dst = binary.AppendUvarint(dst, uint64(e.Size))
-	return binary.LittleEndian.AppendUint32(dst, e.CRC)
+	dst = binary.LittleEndian.AppendUint32(dst, e.CRC)
+	if e.ModTime != 0 {
+		dst = binary.AppendVarint(dst, e.ModTime)
+	}
+	return dst
 }
 
 // DecodeEntry decodes what AppendEncode wrote; it returns the unread rest.
+// Entries written before ModTime was recorded decode with ModTime 0.
 func DecodeEntry(b []byte) (Entry, []byte, error) {
 	var e Entry
-	if len(b) < 1 || b[0]&^1 != 0 {
+	if len(b) < 1 || b[0]&^knownFlags != 0 {
 		return e, nil, ErrCorrupt
 	}
-	e.Legacy = b[0]&1 != 0
+	flags := b[0]
+	e.Legacy = flags&flagLegacy != 0
 	b = b[1:]
 	v, n := binary.Uvarint(b)
 	if n <= 0 {
@@ -71,8 +92,15 @@ func DecodeEntry(b []byte) (Entry, []byte, error) {
 	if len(b) < 4 {
 		return e, nil, ErrCorrupt
 	}
-	e.CRC = binary.LittleEndian.Uint32(b)
-	return e, b[4:], nil
+	e.CRC, b = binary.LittleEndian.Uint32(b), b[4:]
+	if flags&flagModTime != 0 {
+		t, n := binary.Varint(b)
+		if n <= 0 || t == 0 {
+			return e, nil, ErrCorrupt
+		}
+		e.ModTime, b = t, b[n:]
+	}
+	return e, b, nil
 }
 
 // Undo records one operation whose durability the store did not wait for
@@ -286,7 +314,7 @@ func (d *DB) NewBatch() *Batch { return &Batch{b: d.db.NewBatch(), db: d} }
 
 // Put sets key's entry.
 func (b *Batch) Put(key string, e Entry) {
-	var buf [32]byte
+	var buf [48]byte
 	_ = b.b.Set(entryKey(key), e.AppendEncode(buf[:0]), nil)
 }
 
