@@ -1,0 +1,306 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"gocloud.dev/blob"
+
+	"github.com/dirstore/dirstore"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// metaCRC is the metadata key of an object's CRC-32C (8 hex digits), the
+// checksum every download is checked against.
+const metaCRC = "crc32c"
+
+// enqueueLocked queues key for an uploader, first in line if urgent.
+func (s *Store) enqueueLocked(key string, it *item, urgent bool) {
+	if s.mu.closed {
+		return
+	}
+	it.queued = true
+	if urgent {
+		s.mu.queue = append([]string{key}, s.mu.queue...)
+	} else {
+		s.mu.queue = append(s.mu.queue, key)
+	}
+	s.mu.cond.Broadcast()
+}
+
+// uploader runs uploads until Close.
+func (s *Store) uploader() {
+	defer s.workers.Done()
+	for {
+		s.mu.Lock()
+		for len(s.mu.queue) == 0 && !s.mu.closed {
+			s.mu.cond.Wait()
+		}
+		if s.mu.closed {
+			s.mu.Unlock()
+			return
+		}
+		key := s.mu.queue[0]
+		s.mu.queue = s.mu.queue[1:]
+		it := s.mu.items[key]
+		if it == nil || it.busy || s.mu.deleting[key] {
+			// Done already, being done, or being deleted (a failed
+			// Delete queues it again).
+			if it != nil && !it.busy {
+				it.queued = false
+			}
+			s.mu.Unlock()
+			continue
+		}
+		it.queued, it.busy, it.uploading = false, true, true
+		gen := it.gen
+		s.mu.Unlock()
+
+		n, err := s.upload(key)
+		s.finish(key, gen, n, err)
+	}
+}
+
+// upload copies key's value from the outbox to the bucket, with its
+// checksum as metadata.
+func (s *Store) upload(key string) (int64, error) {
+	name, err := objectName("upload", key)
+	if err != nil {
+		return 0, err
+	}
+	st, err := s.outbox.Open(key)
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	info, err := st.Stat()
+	if err != nil {
+		return 0, err
+	}
+	size := info.Size()
+	crc := crc32.New(castagnoli)
+	if _, err := io.Copy(crc, io.NewSectionReader(st, 0, size)); err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.opts.Timeout)
+	defer cancel()
+	err = s.bucket.Upload(ctx, name, io.NewSectionReader(st, 0, size), &blob.WriterOptions{
+		ContentType: "application/octet-stream",
+		Metadata:    map[string]string{metaCRC: fmt.Sprintf("%08x", crc.Sum32())},
+	})
+	if err != nil {
+		return 0, s.unavailable("upload", key, err)
+	}
+	return size, nil
+}
+
+// finish ends an upload of generation gen of key: on success the value
+// moves from the outbox to the local store, unless a Set replaced it
+// meanwhile (then it is uploaded again); on failure it is retried after a
+// backoff.
+func (s *Store) finish(key string, gen uint64, n int64, err error) {
+	s.mu.Lock()
+	it := s.mu.items[key]
+	if it != nil {
+		it.uploading = false
+	}
+	s.mu.cond.Broadcast()
+	if err != nil {
+		s.stats.uploadFailures.Add(1)
+		s.mu.lastErr = err
+		if it == nil {
+			s.mu.Unlock()
+			return
+		}
+		it.busy = false
+		it.fails++
+		it.failTotal++
+		it.err = err
+		wait, attempt := s.backoff(it.fails), it.fails
+		closed := s.mu.closed
+		s.mu.Unlock()
+		if closed && errors.Is(err, context.Canceled) {
+			return // Close stopped it; the next Open resumes it
+		}
+		s.opts.Logger.Warn("remote: upload failed", "key", key, "attempt", attempt, "retry_in", wait, "err", err)
+		time.AfterFunc(wait, func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if it := s.mu.items[key]; it != nil && !it.busy && !it.queued && !s.mu.deleting[key] {
+				s.enqueueLocked(key, it, false)
+			}
+		})
+		return
+	}
+	s.stats.uploads.Add(1)
+	s.stats.uploadedBytes.Add(n)
+	s.mu.Unlock()
+
+	mu := s.stripe(key)
+	mu.Lock()
+	defer mu.Unlock()
+	s.mu.Lock()
+	it = s.mu.items[key]
+	if it == nil {
+		s.mu.Unlock()
+		return // deleted meanwhile
+	}
+	it.fails = 0
+	if it.gen != gen {
+		// Set again while it was uploading: upload the new value.
+		it.busy = false
+		s.enqueueLocked(key, it, false)
+		s.mu.Unlock()
+		return
+	}
+	// A download of the key that began before it was set would overwrite
+	// the local copy made below with the old value: let it end first. No
+	// new one begins while the key is in the outbox.
+	for s.mu.flights[key] != nil {
+		s.mu.cond.Wait()
+	}
+	s.mu.Unlock()
+
+	if err := s.moveLocal(key); err != nil {
+		// The local store may hold an older value of the key, which must
+		// not be read once the outbox lets go: keep it in the outbox.
+		s.opts.Logger.Warn("remote: uploaded value not moved to the local store; it stays in the outbox", "key", key, "err", err)
+		s.mu.Lock()
+		it.busy = false
+		s.mu.cond.Broadcast()
+		s.mu.Unlock()
+		return
+	}
+	if err := s.outbox.Delete(key); err != nil {
+		// Reads find the same value locally; the next Open uploads it
+		// again, which is harmless.
+		s.opts.Logger.Warn("remote: uploaded value not removed from the outbox", "key", key, "err", err)
+	}
+	s.mu.Lock()
+	delete(s.mu.items, key)
+	s.pendingN.Add(-1)
+	s.mu.cond.Broadcast()
+	s.mu.Unlock()
+}
+
+// moveLocal copies key's value from the outbox into the local store, where
+// it may be evicted now that the bucket has it. A value the local store
+// refuses (too large for its budget, a full disk) is not kept locally:
+// then any older local value is removed.
+func (s *Store) moveLocal(key string) error {
+	st, err := s.outbox.Open(key)
+	if err != nil {
+		return err
+	}
+	_, err = s.local.SetFrom(key, st)
+	st.Close()
+	if err == nil {
+		return nil
+	}
+	s.opts.Logger.Info("remote: the local store did not take an uploaded value", "key", key, "err", err)
+	if err := s.local.Delete(key); err != nil && !errors.Is(err, dirstore.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// backoff returns the wait before retry number fails, with jitter.
+func (s *Store) backoff(fails int) time.Duration {
+	d := s.opts.MinBackoff
+	for i := 1; i < fails && d < s.opts.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, s.opts.MaxBackoff)
+	return d/2 + rand.N(d/2+1)
+}
+
+// waitUploaded waits until generation gen of key is uploaded (or replaced
+// or deleted), or has failed Options.Attempts times since failTotal.
+func (s *Store) waitUploaded(op, key string, gen uint64, failTotal int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		it := s.mu.items[key]
+		if it == nil || it.gen != gen {
+			return nil
+		}
+		if s.mu.closed {
+			return &dirstore.KeyError{Op: op, Key: key, Err: dirstore.ErrClosed}
+		}
+		if it.failTotal-failTotal >= s.opts.Attempts {
+			return &dirstore.KeyError{Op: op, Key: key, Err: fmt.Errorf(
+				"not uploaded after %d attempts (the value is kept in the outbox and uploaded later): %w", s.opts.Attempts, it.err)}
+		}
+		s.mu.cond.Wait()
+	}
+}
+
+// Sync waits until every value set before it is in the bucket, and makes
+// the local store and the outbox durable. Values that fail to upload
+// Options.Attempts times each make it return an error wrapping
+// ErrUnavailable; they stay in the outbox and are retried later.
+func (s *Store) Sync() error {
+	if err := s.begin("sync", ""); err != nil {
+		return err
+	}
+	defer s.closeMu.RUnlock()
+	type want struct {
+		gen   uint64
+		fails int
+	}
+	s.mu.Lock()
+	wants := make(map[string]want, len(s.mu.items))
+	for k, it := range s.mu.items {
+		wants[k] = want{it.gen, it.failTotal}
+		if !it.busy && !it.queued {
+			s.enqueueLocked(k, it, true)
+		}
+	}
+	var failed []error
+	for len(wants) > 0 && !s.mu.closed {
+		for k, w := range wants {
+			it := s.mu.items[k]
+			switch {
+			case it == nil || it.gen != w.gen:
+				delete(wants, k)
+			case it.failTotal-w.fails >= s.opts.Attempts:
+				failed = append(failed, &dirstore.KeyError{Op: "sync", Key: k, Err: it.err})
+				delete(wants, k)
+			}
+		}
+		if len(wants) > 0 {
+			s.mu.cond.Wait()
+		}
+	}
+	closed := s.mu.closed
+	s.mu.Unlock()
+	if closed {
+		return fmt.Errorf("remote: sync: %w", dirstore.ErrClosed)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("remote: sync: %d values not uploaded after %d attempts each (kept in the outbox), the first: %w: %w",
+			len(failed), s.opts.Attempts, ErrUnavailable, failed[0])
+	}
+	if err := s.outbox.Sync(); err != nil {
+		return fmt.Errorf("remote: sync: %w", err)
+	}
+	if err := s.local.Sync(); err != nil {
+		return fmt.Errorf("remote: sync: %w", err)
+	}
+	return nil
+}
+
+func parseCRC(s string) (uint32, bool) {
+	if len(s) != 8 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(s, 16, 32)
+	return uint32(v), err == nil
+}
