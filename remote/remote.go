@@ -157,6 +157,14 @@ func (s *Store) pending(key string) bool {
 	return s.mu.items[key] != nil
 }
 
+// pendingStore is where values wait for their upload: the outbox.
+func (s *Store) pendingStore() *dirstore.Store {
+	if mutated(mutLocalPending) {
+		return s.local
+	}
+	return s.outbox
+}
+
 func notFound(err error) bool { return errors.Is(err, dirstore.ErrNotFound) }
 
 // Get returns key's value: from the outbox or the local store, else from
@@ -296,14 +304,14 @@ func (s *Store) Has(key string) (bool, error) {
 // Options.WriteThrough, before it returns). Once uploaded, the value moves
 // to the local store.
 func (s *Store) Set(key string, value []byte) error {
-	_, err := s.set("set", key, func() (int64, error) { return int64(len(value)), s.outbox.Set(key, value) })
+	_, err := s.set("set", key, func() (int64, error) { return int64(len(value)), s.pendingStore().Set(key, value) })
 	return err
 }
 
 // SetFrom stores what r yields, until io.EOF, under key, as Set does. If r
 // fails, key keeps its previous value.
 func (s *Store) SetFrom(key string, r io.Reader) (int64, error) {
-	return s.set("set", key, func() (int64, error) { return s.outbox.SetFrom(key, r) })
+	return s.set("set", key, func() (int64, error) { return s.pendingStore().SetFrom(key, r) })
 }
 
 func (s *Store) set(op, key string, write func() (int64, error)) (int64, error) {

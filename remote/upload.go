@@ -75,7 +75,7 @@ func (s *Store) upload(key string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	st, err := s.outbox.Open(key)
+	st, err := s.pendingStore().Open(key)
 	if err != nil {
 		return 0, err
 	}
@@ -195,6 +195,9 @@ func (s *Store) finish(key string, gen uint64, n int64, err error) {
 // refuses (too large for its budget, a full disk) is not kept locally:
 // then any older local value is removed.
 func (s *Store) moveLocal(key string) error {
+	if mutated(mutLocalPending) {
+		return nil
+	}
 	st, err := s.outbox.Open(key)
 	if err != nil {
 		return err
