@@ -60,6 +60,7 @@ type Store struct {
 // item is a key with an upload to do. Fields are guarded by Store.mu.
 type item struct {
 	gen       uint64 // bumped by every Set of the key
+	size      int64  // the value's size, -1 if unknown
 	queued    bool   // in Store.mu.queue
 	busy      bool   // claimed by an uploader, until its upload is finished
 	uploading bool   // the upload request is running
@@ -92,7 +93,7 @@ func Open(local *dirstore.Store, bucket *blob.Bucket, opts *Options) (*Store, er
 			outbox.Close()
 			return nil, fmt.Errorf("remote: open the outbox: %w", err)
 		}
-		s.mu.items[k] = &item{gen: 1, queued: true}
+		s.mu.items[k] = &item{gen: 1, size: -1, queued: true}
 		s.mu.queue = append(s.mu.queue, k)
 	}
 	s.pendingN.Store(int64(len(s.mu.items)))
@@ -337,6 +338,7 @@ func (s *Store) set(op, key string, write func() (int64, error)) (int64, error) 
 		s.pendingN.Add(1)
 	}
 	it.gen++
+	it.size = n
 	gen, fails := it.gen, it.failTotal
 	if !it.busy && !it.queued {
 		s.enqueueLocked(key, it, s.opts.WriteThrough)

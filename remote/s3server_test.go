@@ -130,6 +130,11 @@ func startProxy(t testing.TB, target string) *faultProxy {
 		t.Fatal(err)
 	}
 	rp := httputil.NewSingleHostReverseProxy(u)
+	// Keep connections to the server alive as a client of S3 does (the
+	// default keeps 2 idle per host and dials again beyond that).
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	rp.Transport = tr
 	rp.ErrorLog = nil
 	rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 		w.WriteHeader(http.StatusBadGateway)

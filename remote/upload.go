@@ -60,52 +60,71 @@ func (s *Store) uploader() {
 			continue
 		}
 		it.queued, it.busy, it.uploading = false, true, true
-		gen := it.gen
+		gen, size := it.gen, it.size
 		s.mu.Unlock()
 
-		n, err := s.upload(key)
-		s.finish(key, gen, n, err)
+		data, n, err := s.upload(key, size)
+		s.finish(key, gen, data, n, err)
 	}
 }
 
+// smallValue is the size up to which an upload reads the value into memory
+// (from a NoSync outbox's write buffer, often) rather than streaming its
+// file, and then moves it to the local store from memory.
+const smallValue = 1 << 20
+
 // upload copies key's value from the outbox to the bucket, with its
-// checksum as metadata.
-func (s *Store) upload(key string) (int64, error) {
+// checksum as metadata. size is the value's size if known, else -1. It
+// returns the value if it read it into memory.
+func (s *Store) upload(key string, size int64) ([]byte, int64, error) {
 	name, err := objectName("upload", key)
 	if err != nil {
-		return 0, err
+		return nil, 0, err
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.opts.Timeout)
+	defer cancel()
+	if size >= 0 && size <= smallValue {
+		data, err := s.pendingStore().Get(key)
+		if err != nil {
+			return nil, 0, err
+		}
+		if err := s.bucket.WriteAll(ctx, name, data, writerOptions(crc32.Checksum(data, castagnoli))); err != nil {
+			return nil, 0, s.unavailable("upload", key, err)
+		}
+		return data, int64(len(data)), nil
 	}
 	st, err := s.pendingStore().Open(key)
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	defer st.Close()
 	info, err := st.Stat()
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
-	size := info.Size()
+	size = info.Size()
 	crc := crc32.New(castagnoli)
 	if _, err := io.Copy(crc, io.NewSectionReader(st, 0, size)); err != nil {
-		return 0, err
+		return nil, 0, err
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, s.opts.Timeout)
-	defer cancel()
-	err = s.bucket.Upload(ctx, name, io.NewSectionReader(st, 0, size), &blob.WriterOptions{
+	if err := s.bucket.Upload(ctx, name, io.NewSectionReader(st, 0, size), writerOptions(crc.Sum32())); err != nil {
+		return nil, 0, s.unavailable("upload", key, err)
+	}
+	return nil, size, nil
+}
+
+func writerOptions(crc uint32) *blob.WriterOptions {
+	return &blob.WriterOptions{
 		ContentType: "application/octet-stream",
-		Metadata:    map[string]string{metaCRC: fmt.Sprintf("%08x", crc.Sum32())},
-	})
-	if err != nil {
-		return 0, s.unavailable("upload", key, err)
+		Metadata:    map[string]string{metaCRC: fmt.Sprintf("%08x", crc)},
 	}
-	return size, nil
 }
 
 // finish ends an upload of generation gen of key: on success the value
 // moves from the outbox to the local store, unless a Set replaced it
 // meanwhile (then it is uploaded again); on failure it is retried after a
 // backoff.
-func (s *Store) finish(key string, gen uint64, n int64, err error) {
+func (s *Store) finish(key string, gen uint64, data []byte, n int64, err error) {
 	s.mu.Lock()
 	it := s.mu.items[key]
 	if it != nil {
@@ -168,7 +187,7 @@ func (s *Store) finish(key string, gen uint64, n int64, err error) {
 	}
 	s.mu.Unlock()
 
-	if err := s.moveLocal(key); err != nil {
+	if err := s.moveLocal(key, data); err != nil {
 		// The local store may hold an older value of the key, which must
 		// not be read once the outbox lets go: keep it in the outbox.
 		s.opts.Logger.Warn("remote: uploaded value not moved to the local store; it stays in the outbox", "key", key, "err", err)
@@ -190,20 +209,25 @@ func (s *Store) finish(key string, gen uint64, n int64, err error) {
 	s.mu.Unlock()
 }
 
-// moveLocal copies key's value from the outbox into the local store, where
+// moveLocal copies key's value (data, or else the outbox's) into the local store, where
 // it may be evicted now that the bucket has it. A value the local store
 // refuses (too large for its budget, a full disk) is not kept locally:
 // then any older local value is removed.
-func (s *Store) moveLocal(key string) error {
+func (s *Store) moveLocal(key string, data []byte) error {
 	if mutated(mutLocalPending) {
 		return nil
 	}
-	st, err := s.outbox.Open(key)
-	if err != nil {
-		return err
+	var err error
+	if data != nil {
+		err = s.local.Set(key, data)
+	} else {
+		var st *dirstore.Stream
+		if st, err = s.outbox.Open(key); err != nil {
+			return err
+		}
+		_, err = s.local.SetFrom(key, st)
+		st.Close()
 	}
-	_, err = s.local.SetFrom(key, st)
-	st.Close()
 	if err == nil {
 		return nil
 	}
@@ -245,8 +269,9 @@ func (s *Store) waitUploaded(op, key string, gen uint64, failTotal int) error {
 	}
 }
 
-// Sync waits until every value set before it is in the bucket, and makes
-// the local store and the outbox durable. Values that fail to upload
+// Sync waits until every value set before it is in the bucket. (The local
+// store keeps its own durability: call its Sync to make local copies
+// durable.) Values that fail to upload
 // Options.Attempts times each make it return an error wrapping
 // ErrUnavailable; they stay in the outbox and are retried later.
 func (s *Store) Sync() error {
@@ -288,14 +313,11 @@ func (s *Store) Sync() error {
 		return fmt.Errorf("remote: sync: %w", dirstore.ErrClosed)
 	}
 	if len(failed) > 0 {
+		// Make the record of what is still pending durable, whatever the
+		// outbox's mode.
+		_ = s.outbox.Sync()
 		return fmt.Errorf("remote: sync: %d values not uploaded after %d attempts each (kept in the outbox), the first: %w: %w",
 			len(failed), s.opts.Attempts, ErrUnavailable, failed[0])
-	}
-	if err := s.outbox.Sync(); err != nil {
-		return fmt.Errorf("remote: sync: %w", err)
-	}
-	if err := s.local.Sync(); err != nil {
-		return fmt.Errorf("remote: sync: %w", err)
 	}
 	return nil
 }
