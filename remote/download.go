@@ -22,15 +22,17 @@ var errPending = errors.New("remote: key is pending")
 // flight is one download of a key; concurrent readers of the key wait for
 // it instead of downloading again.
 type flight struct {
-	done chan struct{}
-	data []byte // the value, if the local store did not take it
-	err  error
+	done   chan struct{} // closed when data and err are set
+	data   []byte        // the value, when downloaded into memory; read-only
+	err    error
+	filled chan struct{} // closed when the local store has it (or refused it)
 }
 
-// fetch downloads key into the local store. It returns the value itself
-// when the leader of the download asked for it (want) or when the local
-// store refused it; nil data and nil error mean: read the local store.
-func (s *Store) fetch(op, key string, want bool) ([]byte, error) {
+// fetch downloads key. With inMemory (Get, View) it returns the value,
+// read-only, and stores it into the local store in the background;
+// otherwise (Open) it streams it into the local store and returns nil data
+// (read the local store), or the value if the local store refused it.
+func (s *Store) fetch(op, key string, inMemory bool) ([]byte, error) {
 	name, err := objectName(op, key)
 	if err != nil {
 		return nil, err
@@ -49,23 +51,45 @@ func (s *Store) fetch(op, key string, want bool) ([]byte, error) {
 		if f.err != nil {
 			return nil, rekey(f.err, op)
 		}
+		if f.data != nil && !inMemory {
+			<-f.filled // a stream reads the local copy
+			return nil, nil
+		}
 		return f.data, nil
 	}
-	f := &flight{done: make(chan struct{})}
+	f := &flight{done: make(chan struct{}), filled: make(chan struct{})}
 	s.mu.flights[key] = f
 	s.mu.Unlock()
 
-	data, stored, err := s.download(op, key, name, want)
-	f.err = err
-	if !stored {
-		f.data = data
+	end := func() {
+		s.mu.Lock()
+		delete(s.mu.flights, key)
+		s.mu.cond.Broadcast()
+		s.mu.Unlock()
+		close(f.filled)
 	}
-	s.mu.Lock()
-	delete(s.mu.flights, key)
-	s.mu.cond.Broadcast()
-	s.mu.Unlock()
+	data, stored, err := s.download(op, key, name, !inMemory)
+	f.data, f.err = data, err
 	close(f.done)
-	return data, err
+	if err != nil || stored {
+		end()
+		return data, err
+	}
+	// The value is in memory: store it locally without making the reader
+	// wait. The flight stays registered until then, so that a Delete or
+	// the end of an upload of the key waits for it.
+	s.fills.Add(1)
+	go func() {
+		defer s.fills.Done()
+		defer end()
+		if !inMemory {
+			return // the local store refused it already
+		}
+		if err := s.local.Set(key, data); err != nil {
+			s.opts.Logger.Info("remote: the local store did not take a downloaded value", "key", key, "err", err)
+		}
+	}()
+	return data, nil
 }
 
 // rekey returns err with op as its operation, for a reader that joined
@@ -80,20 +104,19 @@ func rekey(err error, op string) error {
 	return err
 }
 
-// download streams key's object into the local store, checking it against
-// its checksum on the way; a value that fails the check is never stored.
-// With want, the value is also returned. If the local store refuses the
-// value (stored is false), it is downloaded again into memory.
-func (s *Store) download(op, key, name string, want bool) (data []byte, stored bool, err error) {
+// download reads key's object, checking it against its checksum on the
+// way: into the local store (toLocal; a value that fails the check is
+// never stored) or into memory. If the local store refuses the value
+// (stored is false), it is downloaded again into memory.
+func (s *Store) download(op, key, name string, toLocal bool) (data []byte, stored bool, err error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.Timeout)
 	defer cancel()
-	local := true
 	for try := 0; ; try++ {
-		data, stored, err = s.downloadOnce(ctx, op, key, name, want, local)
+		data, stored, err = s.downloadOnce(ctx, op, key, name, toLocal)
 		switch {
-		case errors.Is(err, errRefused) && local:
+		case errors.Is(err, errRefused) && toLocal:
 			s.opts.Logger.Info("remote: the local store did not take a downloaded value; serving it from memory", "key", key, "err", err)
-			local = false
+			toLocal = false
 			continue
 		case errors.Is(err, errMismatch) && try == 0:
 			// The object may have been replaced between the two
@@ -122,7 +145,7 @@ var (
 	errRefused  = errors.New("the local store refused the value")
 )
 
-func (s *Store) downloadOnce(ctx context.Context, op, key, name string, want, local bool) ([]byte, bool, error) {
+func (s *Store) downloadOnce(ctx context.Context, op, key, name string, toLocal bool) ([]byte, bool, error) {
 	// The metadata comes from a second request, made while the bytes
 	// stream: the portable API gives a reader no metadata.
 	attrs := make(chan attrsResult, 1)
@@ -141,16 +164,13 @@ func (s *Store) downloadOnce(ctx context.Context, op, key, name string, want, lo
 	}
 	defer r.Close()
 	cr := &checkedReader{r: r, crc: crc32.New(castagnoli), attrs: attrs}
-	var buf *bytes.Buffer
-	var src io.Reader = cr
-	if want || !local {
-		buf = bytes.NewBuffer(make([]byte, 0, max(r.Size(), 0)))
-		src = io.TeeReader(cr, buf)
-	}
-	if !local {
-		_, err = io.Copy(io.Discard, src)
+	var data []byte
+	if toLocal {
+		_, err = s.local.SetFrom(key, cr)
 	} else {
-		_, err = s.local.SetFrom(key, src)
+		buf := bytes.NewBuffer(make([]byte, 0, max(r.Size(), 0)+bytes.MinRead))
+		_, err = buf.ReadFrom(cr)
+		data = buf.Bytes()
 	}
 	switch {
 	case cr.err != nil:
@@ -163,10 +183,7 @@ func (s *Store) downloadOnce(ctx context.Context, op, key, name string, want, lo
 		return nil, false, fmt.Errorf("%w: %w", errRefused, err)
 	}
 	s.stats.downloadedBytes.Add(cr.n)
-	if buf != nil {
-		return buf.Bytes(), local, nil
-	}
-	return nil, local, nil
+	return data, toLocal, nil
 }
 
 type attrsResult struct {

@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -48,6 +49,7 @@ type Store struct {
 		lastErr  error
 	}
 	workers sync.WaitGroup
+	fills   sync.WaitGroup // downloaded values being stored locally
 
 	stats struct {
 		hits, misses                                atomic.Int64
@@ -123,6 +125,7 @@ func (s *Store) Close() error {
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()
 	s.workers.Wait()
+	s.fills.Wait()
 	if err := s.outbox.Close(); err != nil {
 		return fmt.Errorf("remote: close: %w", err)
 	}
@@ -193,8 +196,11 @@ func (s *Store) Get(key string) ([]byte, error) {
 		if errors.Is(err, errPending) && try < 3 {
 			continue // set meanwhile: it is in the outbox
 		}
-		if err != nil || v != nil {
-			return v, err
+		if err != nil {
+			return nil, err
+		}
+		if v != nil {
+			return bytes.Clone(v), nil // shared with other readers
 		}
 		// Stored locally; a Delete or an eviction may come first.
 		if v, err := s.local.Get(key); !notFound(err) || try >= 3 {
@@ -221,7 +227,7 @@ func (s *Store) View(key string, fn func(value []byte) error) error {
 			s.stats.hits.Add(1)
 			return err
 		}
-		v, err := s.fetch("view", key, false)
+		v, err := s.fetch("view", key, true)
 		if errors.Is(err, errPending) && try < 3 {
 			continue
 		}
