@@ -140,15 +140,16 @@ func TestServerRestartDuringUploads(t *testing.T) {
 }
 
 // TestFlakyServer puts a proxy in front of the server that answers every
-// fifth request with 503 and holds every seventh past the request timeout.
+// fifth request with 503 and holds every seventh past the request timeout
+// (3 s, against 2 s).
 func TestFlakyServer(t *testing.T) {
 	srv := startS3(t)
 	proxy := startProxy(t, srv.url())
 	proxy.fail.Store(5)
 	proxy.slow.Store(7)
-	proxy.slowFor.Store(int64(700 * time.Millisecond))
+	proxy.slowFor.Store(int64(3 * time.Second))
 	bucket := openS3Bucket(t, proxy.url(), 0)
-	a := openMachine(t, "", bucket, fastRetry(remote.Options{Timeout: 500 * time.Millisecond}))
+	a := openMachine(t, "", bucket, fastRetry(remote.Options{Timeout: 2 * time.Second}))
 	want := map[string][]byte{}
 	for i := range 100 {
 		k := fmt.Sprintf("k%03d", i)
@@ -167,7 +168,7 @@ func TestFlakyServer(t *testing.T) {
 	}
 	// Reads through the flaky proxy: each failure is retried, by the SDK
 	// (503) or by the reader (a timeout is an error, never wrong bytes).
-	b := openMachine(t, "", bucket, fastRetry(remote.Options{Timeout: 500 * time.Millisecond}))
+	b := openMachine(t, "", bucket, fastRetry(remote.Options{Timeout: 2 * time.Second}))
 	var wg sync.WaitGroup
 	errs := make(chan error, len(want))
 	for k, v := range want {

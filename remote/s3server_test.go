@@ -3,6 +3,8 @@ package remote_test
 import (
 	"context"
 	"errors"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -67,7 +69,8 @@ func (s *s3Server) start() {
 		s.t.Fatal(err)
 	}
 	s.addr = ln.Addr().String()
-	srv := &http.Server{Handler: s.handler}
+	// gofakes3 logs a superfluous WriteHeader when a client gives up.
+	srv := &http.Server{Handler: s.handler, ErrorLog: log.New(io.Discard, "", 0)}
 	s.mu.Lock()
 	s.srv = srv
 	s.mu.Unlock()
@@ -145,7 +148,7 @@ func startProxy(t testing.TB, target string) *faultProxy {
 		t.Fatal(err)
 	}
 	p.addr = ln.Addr().String()
-	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p.srv = &http.Server{ErrorLog: log.New(io.Discard, "", 0), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := p.count.Add(1)
 		if r.Method == http.MethodGet && r.URL.Query().Get("list-type") == "" {
 			p.gets.Add(1)
