@@ -85,6 +85,7 @@ func (s *Store) fetch(op, key string, inMemory bool) ([]byte, error) {
 		if !inMemory {
 			return // the local store refused it already
 		}
+		s.addedLocal(key)
 		if err := s.local.Set(key, data); err != nil {
 			s.opts.Logger.Info("remote: the local store did not take a downloaded value", "key", key, "err", err)
 		}
@@ -166,6 +167,7 @@ func (s *Store) downloadOnce(ctx context.Context, op, key, name string, toLocal 
 	cr := &checkedReader{r: r, crc: crc32.New(castagnoli), attrs: attrs}
 	var data []byte
 	if toLocal {
+		s.addedLocal(key)
 		_, err = s.local.SetFrom(key, cr)
 	} else {
 		buf := bytes.NewBuffer(make([]byte, 0, max(r.Size(), 0)+bytes.MinRead))

@@ -45,6 +45,7 @@ type Store struct {
 		queue    []string           // keys for the uploaders, oldest first
 		flights  map[string]*flight // downloads running, one per key
 		deleting map[string]bool    // keys a Delete is removing
+		listers  map[*lister]struct{}
 		closed   bool
 		lastErr  error
 	}
@@ -90,6 +91,7 @@ func Open(local *dirstore.Store, bucket *blob.Bucket, opts *Options) (*Store, er
 	s.mu.items = map[string]*item{}
 	s.mu.flights = map[string]*flight{}
 	s.mu.deleting = map[string]bool{}
+	s.mu.listers = map[*lister]struct{}{}
 	for k, err := range outbox.Keys() {
 		if err != nil {
 			outbox.Close()
@@ -415,8 +417,9 @@ func (s *Store) Delete(key string) error {
 
 // Keys yields every key once: those waiting in the outbox, then the
 // local store's, then those only the bucket has (listed page by page). It
-// is not a snapshot, and not in any order. A bucket that cannot be listed
-// yields ErrUnavailable after the local keys.
+// is not a snapshot, and not in any order: a key set or deleted meanwhile
+// may or may not be there. A bucket that cannot be listed yields
+// ErrUnavailable after the local keys.
 func (s *Store) Keys() iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
 		if err := s.begin("keys", ""); err != nil {
@@ -424,13 +427,27 @@ func (s *Store) Keys() iter.Seq2[string, error] {
 			return
 		}
 		defer s.closeMu.RUnlock()
+		// Keys that enter the local store during the listing (downloads,
+		// finished uploads) may have been passed already: remember them,
+		// so that the bucket's listing yields them.
+		l := &lister{added: map[string]bool{}}
+		s.mu.Lock()
+		s.mu.listers[l] = struct{}{}
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			delete(s.mu.listers, l)
+			s.mu.Unlock()
+		}()
+		fromOutbox := map[string]bool{} // as many as the pending uploads
 		for k, err := range s.outbox.Keys() {
 			if !yield(k, err) || err != nil {
 				return
 			}
+			fromOutbox[k] = true
 		}
 		for k, err := range s.local.Keys() {
-			if err == nil && s.pending(k) {
+			if err == nil && fromOutbox[k] {
 				continue
 			}
 			if !yield(k, err) || err != nil {
@@ -450,17 +467,38 @@ func (s *Store) Keys() iter.Seq2[string, error] {
 				return
 			}
 			k, ok := keyOf(obj.Key)
-			if !ok || obj.IsDir || s.pending(k) {
+			if !ok || obj.IsDir || fromOutbox[k] {
 				continue
 			}
-			if ok, err := s.local.Has(k); ok || err != nil {
-				continue
+			if ok, err := s.local.Has(k); err != nil || ok && !l.has(s, k) {
+				continue // listed with the local keys
 			}
 			if !yield(k, nil) {
 				return
 			}
 		}
 	}
+}
+
+// lister records the keys that enter the local store while Keys runs.
+type lister struct {
+	added map[string]bool // guarded by Store.mu
+}
+
+func (l *lister) has(s *Store, key string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return l.added[key]
+}
+
+// addedLocal tells the running Keys listings that key entered the local
+// store.
+func (s *Store) addedLocal(key string) {
+	s.mu.Lock()
+	for l := range s.mu.listers {
+		l.added[key] = true
+	}
+	s.mu.Unlock()
 }
 
 // Stats describes a Store.

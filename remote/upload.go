@@ -217,6 +217,7 @@ func (s *Store) moveLocal(key string, data []byte) error {
 	if mutated(mutLocalPending) {
 		return nil
 	}
+	s.addedLocal(key)
 	var err error
 	if data != nil {
 		err = s.local.Set(key, data)
