@@ -37,6 +37,7 @@ type Store struct {
 
 	// pendingN counts mu.items, so reads skip mu while nothing waits.
 	pendingN atomic.Int64
+	closed   atomic.Bool // mu.closed, for reads
 
 	mu struct {
 		sync.RWMutex
@@ -121,6 +122,7 @@ func (s *Store) Close() error {
 		return fmt.Errorf("remote: close: %w", dirstore.ErrClosed)
 	}
 	s.mu.closed = true
+	s.closed.Store(true)
 	s.cancel()
 	s.mu.cond.Broadcast()
 	s.mu.Unlock()
@@ -137,10 +139,7 @@ func (s *Store) Close() error {
 // begin starts an operation; the caller must call s.closeMu.RUnlock after.
 func (s *Store) begin(op, key string) error {
 	s.closeMu.RLock()
-	s.mu.RLock()
-	closed := s.mu.closed
-	s.mu.RUnlock()
-	if closed {
+	if s.closed.Load() {
 		s.closeMu.RUnlock()
 		return &dirstore.KeyError{Op: op, Key: key, Err: dirstore.ErrClosed}
 	}
