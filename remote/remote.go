@@ -42,6 +42,7 @@ type Store struct {
 	mu struct {
 		sync.RWMutex
 		cond     *sync.Cond         // on the write lock; broadcast on every change below
+		work     *sync.Cond         // on the write lock; signalled when the queue grows
 		items    map[string]*item   // keys whose value waits in the outbox
 		queue    []string           // keys for the uploaders, oldest first
 		flights  map[string]*flight // downloads running, one per key
@@ -89,6 +90,7 @@ func Open(local *dirstore.Store, bucket *blob.Bucket, opts *Options) (*Store, er
 	s := &Store{local: local, outbox: outbox, bucket: bucket, opts: o}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.mu.cond = sync.NewCond(&s.mu)
+	s.mu.work = sync.NewCond(&s.mu)
 	s.mu.items = map[string]*item{}
 	s.mu.flights = map[string]*flight{}
 	s.mu.deleting = map[string]bool{}
@@ -125,6 +127,7 @@ func (s *Store) Close() error {
 	s.closed.Store(true)
 	s.cancel()
 	s.mu.cond.Broadcast()
+	s.mu.work.Broadcast()
 	s.mu.Unlock()
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()

@@ -32,7 +32,7 @@ func (s *Store) enqueueLocked(key string, it *item, urgent bool) {
 	} else {
 		s.mu.queue = append(s.mu.queue, key)
 	}
-	s.mu.cond.Broadcast()
+	s.mu.work.Signal()
 }
 
 // uploader runs uploads until Close.
@@ -41,7 +41,7 @@ func (s *Store) uploader() {
 	for {
 		s.mu.Lock()
 		for len(s.mu.queue) == 0 && !s.mu.closed {
-			s.mu.cond.Wait()
+			s.mu.work.Wait()
 		}
 		if s.mu.closed {
 			s.mu.Unlock()
