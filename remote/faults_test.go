@@ -141,15 +141,15 @@ func TestServerRestartDuringUploads(t *testing.T) {
 
 // TestFlakyServer puts a proxy in front of the server that answers every
 // fifth request with 503 and holds every seventh past the request timeout
-// (3 s, against 2 s).
+// (4 s, against 3 s).
 func TestFlakyServer(t *testing.T) {
 	srv := startS3(t)
 	proxy := startProxy(t, srv.url())
 	proxy.fail.Store(5)
 	proxy.slow.Store(7)
-	proxy.slowFor.Store(int64(3 * time.Second))
-	bucket := openS3Bucket(t, proxy.url(), 0)
-	a := openMachine(t, "", bucket, fastRetry(remote.Options{Timeout: 2 * time.Second}))
+	proxy.slowFor.Store(int64(4 * time.Second))
+	bucket := openS3Bucket(t, proxy.url(), -1)
+	a := openMachine(t, "", bucket, fastRetry(remote.Options{Timeout: 3 * time.Second}))
 	want := map[string][]byte{}
 	for i := range 100 {
 		k := fmt.Sprintf("k%03d", i)
@@ -168,13 +168,16 @@ func TestFlakyServer(t *testing.T) {
 	}
 	// Reads through the flaky proxy: each failure is retried, by the SDK
 	// (503) or by the reader (a timeout is an error, never wrong bytes).
-	b := openMachine(t, "", bucket, fastRetry(remote.Options{Timeout: 2 * time.Second}))
+	b := openMachine(t, "", bucket, fastRetry(remote.Options{Timeout: 3 * time.Second}))
 	var wg sync.WaitGroup
 	errs := make(chan error, len(want))
+	sem := make(chan struct{}, 8) // 8 readers at a time
 	for k, v := range want {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
 			var got []byte
 			var err error
 			for try := 0; try < 10; try++ {
@@ -184,6 +187,7 @@ func TestFlakyServer(t *testing.T) {
 				if !errors.Is(err, remote.ErrUnavailable) {
 					break
 				}
+				time.Sleep(time.Duration(try+1) * 20 * time.Millisecond)
 			}
 			if err != nil || !bytes.Equal(got, v) {
 				errs <- fmt.Errorf("Get(%q) through the flaky proxy: %d bytes, %w", k, len(got), err)

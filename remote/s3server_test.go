@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/johannesboyne/gofakes3"
@@ -91,7 +93,8 @@ func (s *s3Server) stop() {
 func (s *s3Server) url() string { return "http://" + s.addr }
 
 // openS3Bucket opens the bucket at endpoint through gocloud's s3blob driver
-// and the AWS SDK.
+// and the AWS SDK, which tries each request attempts times (0: the SDK's
+// default, 3; -1: see below).
 func openS3Bucket(t testing.TB, endpoint string, attempts int) *blob.Bucket {
 	t.Helper()
 	client := s3.NewFromConfig(aws.Config{
@@ -100,8 +103,17 @@ func openS3Bucket(t testing.TB, endpoint string, attempts int) *blob.Bucket {
 	}, func(o *s3.Options) {
 		o.BaseEndpoint = aws.String(endpoint)
 		o.UsePathStyle = true
-		if attempts > 0 {
+		switch {
+		case attempts > 0:
 			o.RetryMaxAttempts = attempts
+		case attempts < 0:
+			// A flaky server: retry 5xx 5 times, without the SDK's retry
+			// quota, which a burst of failures empties (then it stops
+			// retrying until requests succeed again).
+			o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+				so.MaxAttempts = 5
+				so.RateLimiter = ratelimit.None
+			})
 		}
 	})
 	b, err := s3blob.OpenBucket(context.Background(), client, testBucket, nil)
