@@ -15,9 +15,13 @@ import (
 	"github.com/dirstore/dirstore"
 )
 
-// errPending means the key was set while a read looked for it in the
-// bucket: read it from the outbox.
-var errPending = errors.New("remote: key is pending")
+// errRetry means: look in the outbox and the local store again. The key was
+// set while a read looked for it in the bucket, or a download was stored
+// locally after the read missed the local store.
+var errRetry = errors.New("remote: look again")
+
+// maxRetry bounds the reads that look again; the last one downloads.
+const maxRetry = 4
 
 // flight is one download of a key; concurrent readers of the key wait for
 // it instead of downloading again.
@@ -32,7 +36,7 @@ type flight struct {
 // read-only, and stores it into the local store in the background;
 // otherwise (Open) it streams it into the local store and returns nil data
 // (read the local store), or the value if the local store refused it.
-func (s *Store) fetch(op, key string, inMemory bool) ([]byte, error) {
+func (s *Store) fetch(op, key string, inMemory bool, seq uint64, try int) ([]byte, error) {
 	name, err := objectName(op, key)
 	if err != nil {
 		return nil, err
@@ -43,7 +47,14 @@ func (s *Store) fetch(op, key string, inMemory bool) ([]byte, error) {
 	}
 	if s.mu.items[key] != nil {
 		s.mu.Unlock()
-		return nil, errPending
+		if try >= 2*maxRetry {
+			return nil, &dirstore.KeyError{Op: op, Key: key, Err: fmt.Errorf("%w: waiting for upload, but not in the outbox", dirstore.ErrNotFound)}
+		}
+		return nil, errRetry
+	}
+	if s.mu.flights[key] == nil && s.filled.Load() != seq && try < maxRetry {
+		s.mu.Unlock()
+		return nil, errRetry
 	}
 	if f := s.mu.flights[key]; f != nil {
 		s.mu.Unlock()
@@ -62,6 +73,7 @@ func (s *Store) fetch(op, key string, inMemory bool) ([]byte, error) {
 	s.mu.Unlock()
 
 	end := func() {
+		s.filled.Add(1)
 		s.mu.Lock()
 		delete(s.mu.flights, key)
 		s.mu.cond.Broadcast()

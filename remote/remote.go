@@ -38,6 +38,10 @@ type Store struct {
 	// pendingN counts mu.items, so reads skip mu while nothing waits.
 	pendingN atomic.Int64
 	closed   atomic.Bool // mu.closed, for reads
+	// fills counts the downloads stored locally, so that a read that
+	// missed the local store while one was being stored tries it again
+	// rather than download again.
+	filled atomic.Uint64
 
 	mu struct {
 		sync.RWMutex
@@ -192,13 +196,14 @@ func (s *Store) Get(key string) ([]byte, error) {
 				return v, err
 			}
 		}
+		seq := s.filled.Load()
 		if v, err := s.local.Get(key); !notFound(err) {
 			s.stats.hits.Add(1)
 			return v, err
 		}
-		v, err := s.fetch("get", key, true)
-		if errors.Is(err, errPending) && try < 3 {
-			continue // set meanwhile: it is in the outbox
+		v, err := s.fetch("get", key, true, seq, try)
+		if errors.Is(err, errRetry) {
+			continue // set meanwhile (it is in the outbox), or just stored locally
 		}
 		if err != nil {
 			return nil, err
@@ -227,12 +232,13 @@ func (s *Store) View(key string, fn func(value []byte) error) error {
 				return err
 			}
 		}
+		seq := s.filled.Load()
 		if err := s.local.View(key, fn); !notFound(err) {
 			s.stats.hits.Add(1)
 			return err
 		}
-		v, err := s.fetch("view", key, true)
-		if errors.Is(err, errPending) && try < 3 {
+		v, err := s.fetch("view", key, true, seq, try)
+		if errors.Is(err, errRetry) {
 			continue
 		}
 		if err != nil {
@@ -262,12 +268,13 @@ func (s *Store) Open(key string) (*dirstore.Stream, error) {
 				return st, err
 			}
 		}
+		seq := s.filled.Load()
 		if st, err := s.local.Open(key); !notFound(err) {
 			s.stats.hits.Add(1)
 			return st, err
 		}
-		v, err := s.fetch("open", key, false)
-		if errors.Is(err, errPending) && try < 3 {
+		v, err := s.fetch("open", key, false, seq, try)
+		if errors.Is(err, errRetry) {
 			continue
 		}
 		if err != nil {
@@ -358,7 +365,7 @@ func (s *Store) set(op, key string, write func() (int64, error)) (int64, error) 
 	if !s.opts.WriteThrough {
 		return n, nil
 	}
-	return n, s.waitUploaded(op, key, gen, fails)
+	return n, s.waitUploaded(op, key, it, gen, fails)
 }
 
 // Delete removes key from the local store, the outbox and the bucket,
@@ -448,12 +455,16 @@ func (s *Store) Keys() iter.Seq2[string, error] {
 			}
 			fromOutbox[k] = true
 		}
+		seenAdded := map[string]bool{} // keys of l.added listed here
 		for k, err := range s.local.Keys() {
 			if err == nil && fromOutbox[k] {
 				continue
 			}
 			if !yield(k, err) || err != nil {
 				return
+			}
+			if l.has(s, k) {
+				seenAdded[k] = true
 			}
 		}
 		it := s.bucket.List(nil)
@@ -472,7 +483,7 @@ func (s *Store) Keys() iter.Seq2[string, error] {
 			if !ok || obj.IsDir || fromOutbox[k] {
 				continue
 			}
-			if ok, err := s.local.Has(k); err != nil || ok && !l.has(s, k) {
+			if ok, err := s.local.Has(k); err != nil || ok && (!l.has(s, k) || seenAdded[k]) {
 				continue // listed with the local keys
 			}
 			if !yield(k, nil) {
@@ -493,9 +504,18 @@ func (l *lister) has(s *Store, key string) bool {
 	return l.added[key]
 }
 
-// addedLocal tells the running Keys listings that key entered the local
-// store.
+// addedLocal tells the running Keys listings that key is entering the
+// local store, if it is not there already.
 func (s *Store) addedLocal(key string) {
+	s.mu.RLock()
+	n := len(s.mu.listers)
+	s.mu.RUnlock()
+	if n == 0 {
+		return
+	}
+	if ok, _ := s.local.Has(key); ok {
+		return
+	}
 	s.mu.Lock()
 	for l := range s.mu.listers {
 		l.added[key] = true

@@ -64,7 +64,7 @@ func (s *Store) uploader() {
 		s.mu.Unlock()
 
 		data, n, err := s.upload(key, size)
-		s.finish(key, gen, data, n, err)
+		s.finish(key, it, gen, data, n, err)
 	}
 }
 
@@ -124,38 +124,12 @@ func writerOptions(crc uint32) *blob.WriterOptions {
 // moves from the outbox to the local store, unless a Set replaced it
 // meanwhile (then it is uploaded again); on failure it is retried after a
 // backoff.
-func (s *Store) finish(key string, gen uint64, data []byte, n int64, err error) {
+func (s *Store) finish(key string, it *item, gen uint64, data []byte, n int64, err error) {
 	s.mu.Lock()
-	it := s.mu.items[key]
-	if it != nil {
-		it.uploading = false
-	}
+	it.uploading = false
 	s.mu.cond.Broadcast()
 	if err != nil {
-		s.stats.uploadFailures.Add(1)
-		s.mu.lastErr = err
-		if it == nil {
-			s.mu.Unlock()
-			return
-		}
-		it.busy = false
-		it.fails++
-		it.failTotal++
-		it.err = err
-		wait, attempt := s.backoff(it.fails), it.fails
-		closed := s.mu.closed
-		s.mu.Unlock()
-		if closed && errors.Is(err, context.Canceled) {
-			return // Close stopped it; the next Open resumes it
-		}
-		s.opts.Logger.Warn("remote: upload failed", "key", key, "attempt", attempt, "retry_in", wait, "err", err)
-		time.AfterFunc(wait, func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if it := s.mu.items[key]; it != nil && !it.busy && !it.queued && !s.mu.deleting[key] {
-				s.enqueueLocked(key, it, false)
-			}
-		})
+		s.fail(key, it, err)
 		return
 	}
 	s.stats.uploads.Add(1)
@@ -166,10 +140,11 @@ func (s *Store) finish(key string, gen uint64, data []byte, n int64, err error) 
 	mu.Lock()
 	defer mu.Unlock()
 	s.mu.Lock()
-	it = s.mu.items[key]
-	if it == nil {
+	if s.mu.items[key] != it {
+		// Deleted meanwhile (and maybe set again: that is a new item,
+		// with its own upload).
 		s.mu.Unlock()
-		return // deleted meanwhile
+		return
 	}
 	it.fails = 0
 	if it.gen != gen {
@@ -189,12 +164,10 @@ func (s *Store) finish(key string, gen uint64, data []byte, n int64, err error) 
 
 	if err := s.moveLocal(key, data); err != nil {
 		// The local store may hold an older value of the key, which must
-		// not be read once the outbox lets go: keep it in the outbox.
-		s.opts.Logger.Warn("remote: uploaded value not moved to the local store; it stays in the outbox", "key", key, "err", err)
+		// not be read once the outbox lets go: keep it in the outbox, and
+		// try again later.
 		s.mu.Lock()
-		it.busy = false
-		s.mu.cond.Broadcast()
-		s.mu.Unlock()
+		s.fail(key, it, fmt.Errorf("uploaded, but not moved to the local store: %w", err))
 		return
 	}
 	if err := s.outbox.Delete(key); err != nil {
@@ -207,6 +180,32 @@ func (s *Store) finish(key string, gen uint64, data []byte, n int64, err error) 
 	s.pendingN.Add(-1)
 	s.mu.cond.Broadcast()
 	s.mu.Unlock()
+}
+
+// fail records a failed upload of it and retries it after a backoff. It
+// is called with s.mu held, and releases it.
+func (s *Store) fail(key string, it *item, err error) {
+	s.stats.uploadFailures.Add(1)
+	s.mu.lastErr = err
+	it.busy = false
+	it.fails++
+	it.failTotal++
+	it.err = err
+	wait, attempt := s.backoff(it.fails), it.fails
+	closed := s.mu.closed
+	s.mu.cond.Broadcast()
+	s.mu.Unlock()
+	if closed && errors.Is(err, context.Canceled) {
+		return // Close stopped it; the next Open resumes it
+	}
+	s.opts.Logger.Warn("remote: upload failed", "key", key, "attempt", attempt, "retry_in", wait, "err", err)
+	time.AfterFunc(wait, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.mu.items[key] == it && !it.busy && !it.queued && !s.mu.deleting[key] {
+			s.enqueueLocked(key, it, false)
+		}
+	})
 }
 
 // moveLocal copies key's value (data, or else the outbox's) into the local store, where
@@ -251,12 +250,11 @@ func (s *Store) backoff(fails int) time.Duration {
 
 // waitUploaded waits until generation gen of key is uploaded (or replaced
 // or deleted), or has failed Options.Attempts times since failTotal.
-func (s *Store) waitUploaded(op, key string, gen uint64, failTotal int) error {
+func (s *Store) waitUploaded(op, key string, it *item, gen uint64, failTotal int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
-		it := s.mu.items[key]
-		if it == nil || it.gen != gen {
+		if s.mu.items[key] != it || it.gen != gen {
 			return nil
 		}
 		if s.mu.closed {
@@ -281,13 +279,14 @@ func (s *Store) Sync() error {
 	}
 	defer s.closeMu.RUnlock()
 	type want struct {
+		it    *item
 		gen   uint64
 		fails int
 	}
 	s.mu.Lock()
 	wants := make(map[string]want, len(s.mu.items))
 	for k, it := range s.mu.items {
-		wants[k] = want{it.gen, it.failTotal}
+		wants[k] = want{it, it.gen, it.failTotal}
 		if !it.busy && !it.queued {
 			s.enqueueLocked(k, it, true)
 		}
@@ -295,9 +294,8 @@ func (s *Store) Sync() error {
 	var failed []error
 	for len(wants) > 0 && !s.mu.closed {
 		for k, w := range wants {
-			it := s.mu.items[k]
-			switch {
-			case it == nil || it.gen != w.gen:
+			switch it := w.it; {
+			case s.mu.items[k] != it || it.gen != w.gen:
 				delete(wants, k)
 			case it.failTotal-w.fails >= s.opts.Attempts:
 				failed = append(failed, &dirstore.KeyError{Op: "sync", Key: k, Err: it.err})
