@@ -7,9 +7,11 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
@@ -312,5 +314,71 @@ func TestInvalidKey(t *testing.T) {
 	}
 	if st := a.Stats(); st.Outbox.Keys != 0 {
 		t.Fatal("the refused key reached the outbox")
+	}
+}
+
+// TestConcurrentModel runs Sets, Deletes and Gets from several goroutines,
+// each on keys of its own (so each key's expected value is known), while
+// uploads and downloads run; a second machine then reads every key's last
+// state after Sync.
+func TestConcurrentModel(t *testing.T) {
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	bucket := backends[0].open(t)
+	a := openMachine(t, "", bucket, &remote.Options{Uploaders: 3})
+	const workers, keys, ops = 4, 6, 300
+	models := make([]map[string][]byte, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		models[w] = map[string][]byte{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(seed), uint64(w)))
+			model := models[w]
+			for i := range ops {
+				k := fmt.Sprintf("w%d-k%d", w, rng.IntN(keys))
+				switch r := rng.IntN(10); {
+				case r < 5:
+					v := fmt.Appendf(nil, "%s=%d", k, i)
+					if err := a.Set(k, v); err != nil {
+						t.Error(err)
+						return
+					}
+					model[k] = v
+				case r < 7:
+					if err := a.Delete(k); err != nil {
+						t.Error(err)
+						return
+					}
+					delete(model, k)
+				default:
+					got, err := a.Get(k)
+					want, ok := model[k]
+					if ok && (err != nil || !bytes.Equal(got, want)) || !ok && !errors.Is(err, fs.ErrNotExist) {
+						t.Errorf("Get(%q) = %q, %v; want %q (present %v)", k, got, err, want, ok)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if err := a.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	b := openMachine(t, "", bucket, nil)
+	for w := range workers {
+		for i := range keys {
+			k := fmt.Sprintf("w%d-k%d", w, i)
+			got, err := b.Get(k)
+			want, ok := models[w][k]
+			if ok && (err != nil || !bytes.Equal(got, want)) || !ok && !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("second machine: Get(%q) = %q, %v; want %q (present %v)", k, got, err, want, ok)
+			}
+		}
 	}
 }
