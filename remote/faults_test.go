@@ -322,28 +322,44 @@ func TestEvictionBeforeUpload(t *testing.T) {
 
 const helperEnv = "DIRSTORE_REMOTE_KILL_HELPER"
 
-func TestKillHelper(t *testing.T) {
-	args := os.Getenv(helperEnv)
-	if args == "" {
-		t.Skip("helper process of TestKillWithPendingUploads")
+// TestMain runs the kill test's helper process instead of the tests when
+// asked to.
+func TestMain(m *testing.M) {
+	if args := os.Getenv(helperEnv); args != "" {
+		killHelper(args)
+		return
 	}
+	os.Exit(m.Run())
+}
+
+// killHelper sets values until it is killed, printing "ack KEY" after
+// each Set returns.
+func killHelper(args string) {
 	dir, endpoint, _ := strings.Cut(args, " ")
 	if m, err := strconv.Atoi(os.Getenv(helperEnv + "_MUTATION")); err == nil && m != 0 {
 		remote.SetMutation(int32(m))
 	}
+	die := func(err error) {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	local, err := dirstore.Open(dir, nil) // durable Sets
 	if err != nil {
-		t.Fatal(err)
+		die(err)
 	}
-	s, err := remote.Open(local, openS3Bucket(t, endpoint, 0), fastRetry(remote.Options{Uploaders: 2}))
+	bucket, err := newS3Bucket(endpoint, 0)
 	if err != nil {
-		t.Fatal(err)
+		die(err)
+	}
+	s, err := remote.Open(local, bucket, fastRetry(remote.Options{Uploaders: 2}))
+	if err != nil {
+		die(err)
 	}
 	w := bufio.NewWriter(os.Stdout)
 	for i := 0; ; i++ {
 		k := fmt.Sprintf("k%05d", i)
 		if err := s.Set(k, value(k, 1000+i%5000)); err != nil {
-			t.Fatal(err)
+			die(err)
 		}
 		fmt.Fprintf(w, "ack %s\n", k)
 		w.Flush()
@@ -355,7 +371,7 @@ func killScenario(t testing.TB, mutation int32) error {
 	proxy := startProxy(t, srv.url())
 	proxy.latency.Store(int64(20 * time.Millisecond))
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKillHelper$", "-test.v")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), helperEnv+"="+dir+" "+proxy.url(), fmt.Sprintf("%s_MUTATION=%d", helperEnv, mutation))
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -97,6 +97,15 @@ func (s *s3Server) url() string { return "http://" + s.addr }
 // default, 3; -1: see below).
 func openS3Bucket(t testing.TB, endpoint string, attempts int) *blob.Bucket {
 	t.Helper()
+	b, err := newS3Bucket(endpoint, attempts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func newS3Bucket(endpoint string, attempts int) (*blob.Bucket, error) {
 	client := s3.NewFromConfig(aws.Config{
 		Region:      "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
@@ -116,12 +125,7 @@ func openS3Bucket(t testing.TB, endpoint string, attempts int) *blob.Bucket {
 			})
 		}
 	})
-	b, err := s3blob.OpenBucket(context.Background(), client, testBucket, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b
+	return s3blob.OpenBucket(context.Background(), client, testBucket, nil)
 }
 
 // faultProxy is a reverse proxy in front of a server that adds latency to
