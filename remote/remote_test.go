@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -380,5 +381,43 @@ func TestConcurrentModel(t *testing.T) {
 				t.Errorf("second machine: Get(%q) = %q, %v; want %q (present %v)", k, got, err, want, ok)
 			}
 		}
+	}
+}
+
+func TestOptions(t *testing.T) {
+	local, err := dirstore.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	bucket := backends[0].open(t)
+	_, err = remote.Open(local, bucket, &remote.Options{Uploaders: -1, Timeout: -1, MinBackoff: time.Second, MaxBackoff: time.Millisecond})
+	if !errors.Is(err, fs.ErrInvalid) {
+		t.Fatalf("bad options: %v", err)
+	}
+	for _, want := range []string{"Uploaders", "Timeout", "backoff"} { // every problem at once
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not name %s: %v", want, err)
+		}
+	}
+	// Counters: a hit, a miss, a download.
+	m := openMachine(t, "", bucket, nil)
+	other := openMachine(t, "", bucket, nil)
+	if err := other.Set("remote", []byte("r")); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Set("local", []byte("l")); err != nil {
+		t.Fatal(err)
+	}
+	mustGet(t, m, "local", []byte("l"))
+	mustGet(t, m, "remote", []byte("r"))
+	if _, err := m.Get("nowhere"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	if st := m.Stats(); st.Hits != 1 || st.Misses != 1 || st.Downloads != 1 || st.DownloadedBytes != 1 {
+		t.Fatalf("Stats after a hit, a download and a miss: %+v", st)
 	}
 }
