@@ -1,0 +1,174 @@
+package remote_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/dirstore/dirstore"
+	"github.com/dirstore/dirstore/remote"
+)
+
+// Speed goals (issue 19). Each benchmark times the thing and its reference
+// alternately, in the same loop, and reports their throughput ratio as
+// the metric "ratio" (the machine is shared and noisy: interleaving keeps
+// the ratio honest where absolute figures swing 2x between seconds):
+//   - BenchmarkRemoteGet: at least 0.8 (Get of a value only the bucket has
+//     against bucket.ReadAll of its object);
+//   - BenchmarkLocalHit: at least 0.95 (Get of a local value against the
+//     local store's Get);
+//   - BenchmarkUpload: at least 5 (8 uploaders against 1, with 5 ms added
+//     to every request).
+
+// pair times a and b alternately and reports b's throughput over a's.
+type pair struct {
+	ta, tb time.Duration
+}
+
+func (p *pair) time(f func()) time.Duration {
+	start := time.Now()
+	f()
+	return time.Since(start)
+}
+
+func (p *pair) report(b *testing.B, bytes int64, na, nb string) {
+	b.ReportMetric(p.ta.Seconds()/p.tb.Seconds(), "ratio")
+	n := float64(b.N)
+	b.ReportMetric(float64(bytes)*n/p.ta.Seconds()/1e6, "MB/s-"+na)
+	b.ReportMetric(float64(bytes)*n/p.tb.Seconds()/1e6, "MB/s-"+nb)
+}
+
+// BenchmarkRemoteGet reads a 1 MiB value that only the bucket (gofakes3 on
+// 127.0.0.1, through s3blob and the AWS SDK) has: bucket.ReadAll of the
+// object, then remote.Store.Get with an empty local store (NoSync, or
+// durable), whose copy (written after Get returns) is then deleted,
+// untimed.
+func BenchmarkRemoteGet(b *testing.B) {
+	srv := startS3(b)
+	bucket := openS3Bucket(b, srv.url(), 0)
+	v := value("v", 1<<20)
+	w := openMachine(b, "", bucket, nil)
+	if err := w.Set("obj", v); err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []struct {
+		name   string
+		noSync bool
+	}{{"nosync", true}, {"sync", false}} {
+		b.Run("local="+mode.name, func(b *testing.B) {
+			local, err := dirstore.Open(b.TempDir(), &dirstore.Options{NoSync: mode.noSync})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer local.Close()
+			r, err := remote.Open(local, bucket, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close()
+			var p pair
+			for b.Loop() {
+				p.ta += p.time(func() {
+					got, err := bucket.ReadAll(context.Background(), "obj")
+					if err != nil || len(got) != len(v) {
+						b.Fatal(err)
+					}
+				})
+				p.tb += p.time(func() {
+					got, err := r.Get("obj")
+					if err != nil || len(got) != len(v) {
+						b.Fatal(err)
+					}
+				})
+				// The local copy is written after Get returns: wait for
+				// it, then delete it for the next Get.
+				for ok := false; !ok; {
+					ok, _ = local.Has("obj")
+					if !ok {
+						time.Sleep(100 * time.Microsecond)
+					}
+				}
+				if err := local.Delete("obj"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if st := r.Stats(); st.Downloads != int64(b.N) {
+				b.Fatalf("%d downloads for %d Gets", st.Downloads, b.N)
+			}
+			p.report(b, int64(len(v)), "readall", "get")
+		})
+	}
+}
+
+// BenchmarkLocalHit reads a value held locally: the local store's Get
+// against remote.Store.Get over it.
+func BenchmarkLocalHit(b *testing.B) {
+	bucket := backends[0].open(b)
+	for _, size := range []int{1 << 10, 1 << 20} {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			m := openMachine(b, "", bucket, nil)
+			v := value("v", size)
+			if err := m.Set("k", v); err != nil {
+				b.Fatal(err)
+			}
+			if err := m.Sync(); err != nil {
+				b.Fatal(err)
+			}
+			const batch = 16 // Gets timed together, against the clock's cost
+			var p pair
+			for b.Loop() {
+				p.ta += p.time(func() {
+					for range batch {
+						if got, err := m.local.Get("k"); err != nil || len(got) != size {
+							b.Fatal(err)
+						}
+					}
+				})
+				p.tb += p.time(func() {
+					for range batch {
+						if got, err := m.Get("k"); err != nil || len(got) != size {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+			p.report(b, int64(size*batch), "store", "remote")
+		})
+	}
+}
+
+// BenchmarkUpload sets batches of 128 values of 4 KiB and Syncs, against a
+// server 5 ms away (a proxy adds the latency to every request), through a
+// Store with 1 uploader and one with 8, alternately.
+func BenchmarkUpload(b *testing.B) {
+	srv := startS3(b)
+	proxy := startProxy(b, srv.url())
+	proxy.latency.Store(int64(5 * time.Millisecond))
+	bucket := openS3Bucket(b, proxy.url(), 0)
+	one := openMachine(b, "", bucket, &remote.Options{Uploaders: 1})
+	eight := openMachine(b, "", bucket, &remote.Options{Uploaders: 8})
+	const batch = 128
+	upload := func(m *machine, i int) {
+		for j := range batch {
+			k := fmt.Sprintf("%p-%d-%d", m, i, j)
+			if err := m.Set(k, value(k, 4<<10)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := m.Sync(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var p pair
+	i := 0
+	for b.Loop() {
+		i++
+		p.ta += p.time(func() { upload(one, i) })
+		p.tb += p.time(func() { upload(eight, i) })
+	}
+	p.report(b, batch*4<<10, "workers=1", "workers=8")
+}

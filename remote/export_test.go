@@ -1,0 +1,13 @@
+package remote
+
+// Seeded bugs, for the tests that show they catch them.
+const (
+	MutNoChecksum   = mutNoChecksum
+	MutLocalPending = mutLocalPending
+)
+
+// SetMutation switches a seeded bug on; the returned function switches it off.
+func SetMutation(m int32) (undo func()) {
+	mutation.Store(m)
+	return func() { mutation.Store(mutNone) }
+}
