@@ -312,7 +312,8 @@ func (g *gocacheServer) serve(in io.Reader, out io.Writer) (err error) {
 			res := g.handle(req, body)
 			res.ID = req.ID
 			if res.Err != "" {
-				g.logf("request %d (%s): %s", req.ID, req.Command, res.Err)
+				res.Err = fmt.Sprintf("request %d: %s", req.ID, res.Err)
+				g.logf("%s", res.Err)
 			}
 			if err := g.respond(res); err != nil {
 				g.logf("answering request %d: %v", req.ID, err)
@@ -371,7 +372,7 @@ func (g *gocacheServer) handle(req *gocacheRequest, body []byte) *gocacheRespons
 		}
 		return &gocacheResponse{DiskPath: path}
 	}
-	return &gocacheResponse{Err: fmt.Sprintf("request %d: unknown command %q (known: %s)", req.ID, req.Command, strings.Join(knownCommands, ", "))}
+	return &gocacheResponse{Err: fmt.Sprintf("unknown command %q (known: %s)", req.Command, strings.Join(knownCommands, ", "))}
 }
 
 func actionKey(id []byte) string { return "a/" + hex.EncodeToString(id) }
@@ -452,6 +453,9 @@ func (g *gocacheServer) output(id []byte, size int64, body []byte) (path string,
 	// both write it, as the second would supersede the first's file.
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if body != nil && gocacheMutation == mutRewriteOutput {
+		o.path = "" // the seeded bug: write it again
+	}
 	if o.path != "" {
 		if o.size != size {
 			if body != nil {
@@ -462,6 +466,10 @@ func (g *gocacheServer) output(id []byte, size int64, body []byte) (path string,
 		return o.path, true, nil
 	}
 	st, err := g.s.Open(key)
+	if err == nil && body != nil && gocacheMutation == mutRewriteOutput {
+		st.Close()
+		err = fs.ErrNotExist
+	}
 	if err == nil {
 		var fi fs.FileInfo
 		if fi, err = st.Stat(); err == nil && fi.Size() != size {
@@ -498,6 +506,16 @@ func (g *gocacheServer) output(id []byte, size int64, body []byte) (path string,
 	g.outputs.Unlock()
 	return o.path, true, nil
 }
+
+// gocacheMutation seeds a bug the tests must catch; only tests set it.
+var gocacheMutation int
+
+const (
+	mutNone = iota
+	// mutRewriteOutput: a put of an output the store has writes it again,
+	// superseding the file whose path was handed out.
+	mutRewriteOutput
+)
 
 // putTemp is put without a store: the body goes to a file of tmp, removed
 // at close.
@@ -675,11 +693,15 @@ func (r *requestReader) readLine() ([]byte, error) {
 	for {
 		chunk, err := r.br.ReadSlice('\n')
 		if len(line)+len(chunk) > maxRequestLine {
-			n, err := r.skipLine()
-			if err != nil {
-				return nil, err
+			n := len(line) + len(chunk) - 1
+			if err == bufio.ErrBufferFull { // the newline is still ahead
+				more, err := r.skipLine()
+				if err != nil {
+					return nil, err
+				}
+				n += 1 + more
 			}
-			return nil, &badRequest{line: r.line, msg: fmt.Sprintf("request line of %d bytes, longer than %d", len(line)+len(chunk)+n, maxRequestLine)}
+			return nil, &badRequest{line: r.line, msg: fmt.Sprintf("request line of %d bytes, longer than %d", n, maxRequestLine)}
 		}
 		line = append(line, chunk...)
 		if err == nil {
