@@ -24,6 +24,7 @@ func main() {
 	warm := flag.Int("warm", 5, "warm builds per contender")
 	dir := flag.String("dir", "", "scratch directory: the file system measured (default $TMPDIR)")
 	parallel := flag.Int("p", 0, "go build -p (default: the go command's, GOMAXPROCS)")
+	first := flag.String("first", "gocache", "the contender that goes first in the first round: gocache or GOCACHE")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("gocache bench: ")
@@ -89,6 +90,10 @@ func main() {
 		return d
 	}
 	contenders := []string{"gocache", "GOCACHE"}
+	if *first == "GOCACHE" {
+		contenders = []string{"GOCACHE", "gocache"}
+	}
+	loadStart := loadavg()
 	times := map[string][]time.Duration{}
 	// Cold: each round builds into a fresh cache of each contender, in
 	// turn, alternating who goes first; the caches of the last round are
@@ -120,8 +125,8 @@ func main() {
 
 	host, _ := os.Hostname()
 	fsType := fsName(scratch)
-	fmt.Printf("`go %s` of %s, %s, %d CPUs, %s, scratch on %s; %s\n\n", strings.Join(args, " "),
-		"github.com/dirstore/dirstore", runtime.Version(), runtime.NumCPU(), host, fsType, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Printf("`go %s` of %s, %s, %d CPUs, %s, scratch on %s; %s; load average %s at the start, %s at the end\n\n", strings.Join(args, " "),
+		"github.com/dirstore/dirstore", runtime.Version(), runtime.NumCPU(), host, fsType, time.Now().UTC().Format("2006-01-02 15:04 UTC"), loadStart, loadavg())
 	fmt.Println("| build | dirstore gocache (median) | GOCACHE (median) | ratio | goal | runs (gocache / GOCACHE, s) |")
 	fmt.Println("|---|---|---|---|---|---|")
 	for _, kind := range []struct{ name, goal string }{{"cold", "≤ 1.10"}, {"warm", "≤ 1.15"}} {
@@ -132,6 +137,15 @@ func main() {
 		ma, mb := median(a), median(b)
 		fmt.Printf("| %s | %s | %s | %.2fx | %s | %s / %s |\n", kind.name, secs(ma), secs(mb), float64(ma)/float64(mb), kind.goal, list(a), list(b))
 	}
+}
+
+// loadavg is the one-minute load average, or "?".
+func loadavg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(data)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 func median(ds []time.Duration) time.Duration {
