@@ -183,7 +183,10 @@ func (c *cli) gocache(args []string) error {
 // setMaxBytes is the one place -max reaches the Store's options.
 //
 // TODO(cache mode): set opts.MaxBytes = max once dirstore.Options has it;
-// until then -max is refused, not ignored.
+// until then -max is refused, not ignored. When wiring it, check that
+// eviction leaves alone the files of values open as Streams (the outputs
+// this server pinned): the go command reads a DiskPath at any time until
+// close, so an evicted output would fail the build, not just miss.
 func setMaxBytes(opts *dirstore.Options, max int64) error {
 	_ = opts
 	return fmt.Errorf("gocache: -max %d: not supported yet (it needs the Store's cache mode, Options.MaxBytes): %w", max, errors.ErrUnsupported)
