@@ -44,6 +44,10 @@ Commands:
   verify DIR             check every value against its recorded checksum; print
                          each corrupt key on standard output, the reasons (and,
                          on a terminal, progress) on standard error
+  gocache [-max SIZE] [-sync] DIR
+                         serve the go command's build cache from DIR
+                         (GOCACHEPROG="dirstore gocache DIR"); see
+                         "dirstore gocache -h"
   demo DIR               fill DIR (new, empty or a store) with a few thousand
                          keys, read them back, overwrite, delete, reopen and
                          check, with timings; its keys start with "demo/"
@@ -113,6 +117,10 @@ func (c *cli) run(args []string) int {
 		return c.fail(usagef("no command"))
 	}
 	cmd, args := args[0], args[1:]
+	if cmd == "gocache" && len(args) > 0 && isHelpFlag(args[0]) {
+		fmt.Fprint(c.stdout, gocacheUsage)
+		return exitOK
+	}
 	if cmd == "help" || len(args) > 0 && isHelpFlag(args[0]) {
 		fmt.Fprint(c.stdout, usageText)
 		return exitOK
@@ -129,6 +137,8 @@ func (c *cli) run(args []string) int {
 		"stat":   {1, 1, "DIR", c.stat},
 		"verify": {1, 1, "DIR", c.verify},
 		"demo":   {1, 1, "DIR", c.demo},
+		// gocache parses its own flags.
+		"gocache": {1, 6, "[-max SIZE] [-sync] [-v] DIR", c.gocache},
 	}
 	sub, ok := commands[cmd]
 	if !ok {
