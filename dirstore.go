@@ -734,9 +734,11 @@ func (s *Store) load(name string, e manifest.Entry, borrow, mmap bool) (data []b
 }
 
 // mismatch reports whether err says a file does not hold the entry it was
-// read for: missing, of another length, or with other bytes.
+// read for: missing, not a regular file, of another length, or with other
+// bytes.
 func mismatch(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, datadir.ErrSize) || errors.Is(err, errChecksum)
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, datadir.ErrSize) ||
+		errors.Is(err, datadir.ErrNotRegular) || errors.Is(err, errChecksum)
 }
 
 // isIOError reports whether err is a failure to do I/O (as opposed to a

@@ -39,7 +39,7 @@ func (d *vfsDir) regular(op, p string) error {
 		mode = fi.Mode()
 	}
 	if !mode.IsRegular() {
-		return pathErr(op, p, fmt.Errorf("%w: not a regular file (%v)", ErrSize, mode.Type()))
+		return pathErr(op, p, fmt.Errorf("%w: %v", ErrNotRegular, mode.Type()))
 	}
 	return nil
 }

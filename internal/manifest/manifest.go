@@ -26,9 +26,6 @@ const (
 	prefixUndo = 'u'
 )
 
-// ErrCorrupt is returned for a record that does not decode.
-var ErrCorrupt = errors.New("manifest: corrupt record")
-
 // Entry describes the file that holds a key's value.
 type Entry struct {
 	Version uint64 // the N in the file name quote(key)#N
@@ -144,8 +141,9 @@ type Options struct {
 
 // DB is an open manifest. Its methods are safe for concurrent use.
 type DB struct {
-	db *pebble.DB
-	fs *fenceFS
+	db  *pebble.DB
+	dir string
+	fs  *fenceFS
 	// fatal is the first failure pebble reported through its logger's
 	// Fatalf (a WAL or MANIFEST write or sync that failed). Pebble's state
 	// is unknown after one, so every later change is refused with it.
@@ -165,7 +163,7 @@ func Open(dir string, o Options) (*DB, error) {
 	}
 	cache := pebble.NewCache(o.CacheSize)
 	defer cache.Unref()
-	d := &DB{}
+	d := &DB{dir: dir}
 	d.fs = &fenceFS{FS: o.FS, onFail: d.failed}
 	popts := &pebble.Options{
 		FS:                 d.fs,
@@ -182,7 +180,7 @@ func Open(dir string, o Options) (*DB, error) {
 		// A flush or compaction that failed (it could not read, the fence
 		// hides failed writes) fails the manifest: pebble would retry it
 		// at once, forever.
-		EventListener: &pebble.EventListener{BackgroundError: d.failed},
+		EventListener: &pebble.EventListener{BackgroundError: d.failed, DataCorruption: d.dataCorruption},
 	}
 	db, err := pebble.Open(dir, popts)
 	if err == nil {
@@ -192,7 +190,7 @@ func Open(dir string, o Options) (*DB, error) {
 		if db != nil {
 			_ = db.Close()
 		}
-		return nil, err
+		return nil, openErr(dir, err)
 	}
 	d.db = db
 	return d, nil
@@ -228,7 +226,7 @@ func (d *DB) Get(key string) (e Entry, ok bool, err error) {
 		return e, false, nil
 	}
 	if err != nil {
-		return e, false, err
+		return e, false, d.readErr(err)
 	}
 	defer closer.Close()
 	e, _, err = DecodeEntry(v)
@@ -245,7 +243,7 @@ func (d *DB) Meta(name string) (v []byte, ok bool, err error) {
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, false, d.readErr(err)
 	}
 	defer closer.Close()
 	return bytes.Clone(raw), true, nil
@@ -328,7 +326,7 @@ func (d *DB) Entries(prefix string) iter.Seq2[KeyEntry, error] {
 		for ok := it.First(); ok; ok = it.Next() {
 			v, err := it.ValueAndErr()
 			if err != nil {
-				yield(KeyEntry{}, err)
+				yield(KeyEntry{}, d.readErr(err))
 				return
 			}
 			e, _, err := DecodeEntry(v)
@@ -341,7 +339,7 @@ func (d *DB) Entries(prefix string) iter.Seq2[KeyEntry, error] {
 			}
 		}
 		if err := it.Error(); err != nil {
-			yield(KeyEntry{}, err)
+			yield(KeyEntry{}, d.readErr(err))
 		}
 	}
 }
@@ -376,12 +374,12 @@ func (d *DB) Undos(from uint64) iter.Seq2[Undo, error] {
 				}
 			}
 			if err != nil {
-				yield(Undo{}, err)
+				yield(Undo{}, d.readErr(err))
 				return
 			}
 		}
 		if err := it.Error(); err != nil {
-			yield(Undo{}, err)
+			yield(Undo{}, d.readErr(err))
 		}
 	}
 }
@@ -432,7 +430,8 @@ func (d *DB) Err() error {
 func (d *DB) failed(err error) {
 	fe, ok := err.(*FatalError)
 	if !ok {
-		fe = &FatalError{Msg: err.Error(), Err: err}
+		err = d.readErr(err)
+		fe = &FatalError{Msg: firstLine(err.Error()), Err: err}
 	}
 	d.fatal.CompareAndSwap(nil, fe)
 	d.fs.fence()
@@ -462,7 +461,7 @@ type logger DB
 func (*logger) Infof(string, ...any)  {}
 func (*logger) Errorf(string, ...any) {}
 func (l *logger) Fatalf(format string, args ...any) {
-	fe := &FatalError{Msg: fmt.Sprintf(format, args...)}
+	fe := &FatalError{Msg: firstLine(fmt.Sprintf(format, args...))}
 	for _, a := range args {
 		if err, ok := a.(error); ok {
 			fe.Err = err
