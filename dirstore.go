@@ -15,6 +15,7 @@ import (
 
 	"github.com/dirstore/dirstore/internal/datadir"
 	"github.com/dirstore/dirstore/internal/escape"
+	"github.com/dirstore/dirstore/internal/flock"
 	"github.com/dirstore/dirstore/internal/manifest"
 )
 
@@ -93,14 +94,12 @@ func (s *Store) open() error {
 			}
 		}
 	} else if err := mkdirSynced(fsys, meta, s.opts.DirMode); err != nil {
-		return fmt.Errorf("dirstore: open %s: %w", s.dir, err)
+		return fmt.Errorf("dirstore: open %s: %w", s.dir, flock.Perm(err))
 	}
 	if _, err := fsys.Stat(meta); err == nil {
-		lock, err := fsys.Lock(fsys.PathJoin(meta, "LOCK"))
-		if err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrLocked, s.dir, err)
+		if err := s.takeLock(fsys.PathJoin(meta, "LOCK")); err != nil {
+			return err
 		}
-		s.lock = lock
 	}
 	files, err := datadir.Open(fsys, s.dir, s.opts.FileMode)
 	if err != nil {
@@ -120,9 +119,13 @@ func (s *Store) open() error {
 		// A directory that was never opened writable: read it as zict's.
 		return s.openReadOnlyZict()
 	}
-	s.man, err = manifest.Open(manDir, manifest.Options{FS: fsys, ReadOnly: s.opts.ReadOnly})
+	s.man, err = manifest.Open(manDir, manifest.Options{FS: fsys, ReadOnly: s.opts.ReadOnly,
+		FileMode: s.opts.FileMode, DirMode: s.opts.DirMode})
 	if err != nil {
 		return fmt.Errorf("dirstore: open %s: manifest: %w", s.dir, err)
+	}
+	if err := s.checkFormat(); err != nil {
+		return err
 	}
 	st, ok, err := s.readState()
 	if err != nil {
@@ -159,6 +162,23 @@ func (s *Store) open() error {
 		s.wb.init(s.opts.WriteBuffer)
 		s.nosync.start(s)
 	}
+	return nil
+}
+
+// takeLock takes the store's lock file: exclusively, or, for a read-only
+// Open where the file cannot be written (read-only media, another user's
+// store), shared (see package flock). ErrLocked means that another holder
+// has it; a lock file that cannot be had for any other reason (permission,
+// a read-only file system) is that error, matching fs.ErrPermission.
+func (s *Store) takeLock(path string) error {
+	lock, err := flock.Lock(s.opts.FS, path, s.opts.ReadOnly, s.opts.FileMode)
+	if errors.Is(err, flock.ErrHeld) {
+		return fmt.Errorf("%w: %s: %w", ErrLocked, s.dir, err)
+	}
+	if err != nil {
+		return fmt.Errorf("dirstore: open %s: %w", s.dir, err)
+	}
+	s.lock = lock
 	return nil
 }
 

@@ -31,6 +31,9 @@ func (e *CorruptError) Is(target error) bool { return target == corrupt.Err }
 // returned as they are; anything else pebble could not make sense of (a
 // damaged or missing file) is a CorruptError.
 func openErr(dir string, err error) error {
+	if uerr := unsupportedErr(err); uerr != nil {
+		return uerr
+	}
 	var ce *CorruptError
 	var pe *fs.PathError
 	var errno syscall.Errno

@@ -13,6 +13,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"iter"
 	"sync/atomic"
 
@@ -137,6 +138,9 @@ type Options struct {
 	ReadOnly bool
 	// CacheSize is the size of pebble's block cache in bytes; 0 = 8 MiB.
 	CacheSize int64
+	// FileMode and DirMode are the permissions of the files and
+	// directories pebble creates; 0 = 0600 and 0700.
+	FileMode, DirMode fs.FileMode
 }
 
 // DB is an open manifest. Its methods are safe for concurrent use.
@@ -164,13 +168,20 @@ func Open(dir string, o Options) (*DB, error) {
 	cache := pebble.NewCache(o.CacheSize)
 	defer cache.Unref()
 	d := &DB{dir: dir}
-	d.fs = &fenceFS{FS: o.FS, onFail: d.failed}
+	if o.FileMode == 0 {
+		o.FileMode = 0o600
+	}
+	if o.DirMode == 0 {
+		o.DirMode = 0o700
+	}
+	inner := &storeFS{FS: o.FS, fileMode: o.FileMode, dirMode: o.DirMode, readOnly: o.ReadOnly}
+	d.fs = &fenceFS{FS: inner, onFail: d.failed}
 	popts := &pebble.Options{
 		FS:                 d.fs,
 		Cache:              cache,
 		ReadOnly:           o.ReadOnly,
 		ErrorIfNotExists:   o.ReadOnly,
-		FormatMajorVersion: pebble.FormatNewest,
+		FormatMajorVersion: FormatMajorVersion,
 		Logger:             (*logger)(d),
 		MemTableSize:       4 << 20,
 		// Table statistics only tune compactions of tombstone-heavy tables
@@ -203,6 +214,9 @@ func Exists(fs vfs.FS, dir string) (bool, error) {
 	}
 	desc, err := pebble.Peek(dir, fs)
 	if err != nil {
+		if uerr := unsupportedErr(err); uerr != nil {
+			return false, uerr
+		}
 		return false, err
 	}
 	return desc.Exists, nil
