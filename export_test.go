@@ -36,3 +36,6 @@ func (s *Store) Buffered() (ops int, bytes int64) {
 	}
 	return ops, w.bytes
 }
+
+// FormatVersion is the store format version this code writes (state.go).
+const FormatVersion = formatVersion
