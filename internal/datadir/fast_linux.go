@@ -170,6 +170,14 @@ func (d *fastDir) WriteFrom(name, reuse string, r io.Reader, sync bool) (int64, 
 	if err != nil {
 		return 0, 0, err
 	}
+	finished := false
+	defer func() {
+		if !finished {
+			// r panicked: leave no file behind (the panic goes on).
+			unix.Close(fd)
+			_ = unix.Unlinkat(d.fd, name, 0)
+		}
+	}()
 	bp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bp)
 	var n int64
@@ -193,6 +201,7 @@ func (d *fastDir) WriteFrom(name, reuse string, r io.Reader, sync bool) (int64, 
 			break
 		}
 	}
+	finished = true
 	return n, crc, d.finish(name, fd, sync, d.trim(name, fd, reused, n, err))
 }
 

@@ -120,6 +120,14 @@ func (d *vfsDir) WriteFrom(name, reuse string, r io.Reader, sync bool) (int64, u
 	if err != nil {
 		return 0, 0, err
 	}
+	finished := false
+	defer func() {
+		if !finished {
+			// r panicked: leave no file behind (the panic goes on).
+			f.Close()
+			_ = d.fs.Remove(d.Path(name))
+		}
+	}()
 	bp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bp)
 	var n int64
@@ -142,6 +150,7 @@ func (d *vfsDir) WriteFrom(name, reuse string, r io.Reader, sync bool) (int64, u
 			break
 		}
 	}
+	finished = true
 	return n, crc, d.finish(name, f, sync, err)
 }
 

@@ -329,9 +329,19 @@ func (d *DB) Sync() error {
 // Entries yields the entries whose keys start with prefix, in key order.
 // Each yielded key is a fresh string; iteration stops at the first error.
 func (d *DB) Entries(prefix string) iter.Seq2[KeyEntry, error] {
+	lower := entryKey(prefix)
+	return d.entries(lower, upperBound(lower))
+}
+
+// EntriesAfter yields the entries whose keys sort after key, in key order,
+// as Entries does.
+func (d *DB) EntriesAfter(key string) iter.Seq2[KeyEntry, error] {
+	return d.entries(append(entryKey(key), 0), []byte{prefixKey + 1})
+}
+
+func (d *DB) entries(lower, upper []byte) iter.Seq2[KeyEntry, error] {
 	return func(yield func(KeyEntry, error) bool) {
-		lower := entryKey(prefix)
-		it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upperBound(lower)})
+		it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 		if err != nil {
 			yield(KeyEntry{}, err)
 			return
