@@ -171,7 +171,7 @@ func (s *Store) open() error {
 // has it; a lock file that cannot be had for any other reason (permission,
 // a read-only file system) is that error, matching fs.ErrPermission.
 func (s *Store) takeLock(path string) error {
-	lock, err := flock.Lock(s.opts.FS, path, s.opts.ReadOnly, s.opts.FileMode)
+	lock, err := flock.Lock(s.opts.FS, path, s.opts.ReadOnly && !mutated(mutNoSharedLock), s.opts.FileMode)
 	if errors.Is(err, flock.ErrHeld) {
 		return fmt.Errorf("%w: %s: %w", ErrLocked, s.dir, err)
 	}
@@ -781,14 +781,15 @@ func (s *Store) load(name string, e manifest.Entry, borrow, mmap bool) (data []b
 // bytes.
 func mismatch(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, datadir.ErrSize) ||
-		errors.Is(err, datadir.ErrNotRegular) || errors.Is(err, errChecksum)
+		errors.Is(err, datadir.ErrNotRegular) && !mutated(mutPlantedIsIO) || errors.Is(err, errChecksum)
 }
 
 // isIOError reports whether err is a failure to do I/O (as opposed to a
 // file that does not hold what the manifest recorded).
 func isIOError(err error) bool {
 	var pe *fs.PathError
-	return errors.As(err, &pe) && !errors.Is(err, datadir.ErrSize)
+	return errors.As(err, &pe) && !errors.Is(err, datadir.ErrSize) &&
+		(!errors.Is(err, datadir.ErrNotRegular) || mutated(mutPlantedIsIO))
 }
 
 // Has reports whether key has a value.

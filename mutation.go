@@ -13,6 +13,13 @@ const (
 	mutNoManifestSync // the manifest commit is not synced
 	mutRemoveTooEarly // the replaced file is removed before the manifest commit
 	mutSplitBatch     // recovery rolls back part of a batch of buffered writes
+
+	// Seeded bugs of the hardening against hostile conditions, which
+	// their own tests must catch (seeded_test.go).
+	mutNoFormatCheck // a store of a newer format is opened as if known
+	mutPlantedIsIO   // a non-regular file under a value's name is an I/O error
+	mutNoSharedLock  // ReadOnly never falls back to a shared lock
+	mutNoPanicGuard  // a Buffer's callback panic escapes its flight
 )
 
 func mutated(m int32) bool { return mutation.Load() == m }

@@ -64,7 +64,7 @@ func (s *Store) checkFormat() error {
 	if err != nil {
 		return err
 	}
-	if v > formatVersion {
+	if v > formatVersion && !mutated(mutNoFormatCheck) {
 		return fmt.Errorf("dirstore: open %s: the store has format version %d, newer than this code reads (%d): %w",
 			s.dir, v, formatVersion, errors.ErrUnsupported)
 	}
