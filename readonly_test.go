@@ -1,3 +1,5 @@
+//go:build linux
+
 package dirstore_test
 
 import (
@@ -17,15 +19,6 @@ import (
 
 	"github.com/dirstore/dirstore"
 )
-
-// needRoot skips a test that mounts file systems or changes users: CI runs
-// as root (.ci/run), so there it always runs.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (to mount a file system or switch users); CI runs it as root")
-	}
-}
 
 // readOnlyKeys is what the read-only tests write and read back.
 var readOnlyKeys = map[string]string{"a": "alpha", "b/c": "bravo charlie", "empty": "", "big": strings.Repeat("0123456789", 10000)}
