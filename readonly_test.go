@@ -148,6 +148,8 @@ func TestReadOnlyOtherUser(t *testing.T) {
 		return
 	}
 	needRoot(t)
+	// Whatever the umask, what the test makes is for the other user to read.
+	defer syscall.Umask(syscall.Umask(0o022))
 	// A directory nobody can reach, with a copy of this test binary that
 	// nobody can run (the build directory is root's alone).
 	base := t.TempDir()
