@@ -90,7 +90,10 @@ type BufferOptions[V any] struct {
 // left in the Store is removed, and a Get waiting for the read-back answers
 // from the new state. Weight, Codec and the callbacks are called without
 // the lock and may themselves call the Buffer, except Close, which waits
-// for the spill that called them.
+// for the spill that called them. If one of them, or a hook of the Store,
+// panics, the Buffer stays whole (the value involved stays where it was,
+// and nothing stays locked or waiting) and the method that ran it panics
+// again with the same value once it holds no lock.
 //
 // # Ownership and durability
 //
@@ -258,7 +261,7 @@ func (b *Buffer[V]) Set(key string, v V) error {
 		f.has, f.value, f.weight = true, v, w
 		b.mu.weight += w
 		b.mu.parked += w
-		return b.spillUntilLocked(b.max)
+		return repanic(b.spillUntilLocked(b.max))
 	}
 	if old, ok := b.mu.lru.Peek(key); ok {
 		// Replace in place: Add keeps the list element.
@@ -274,14 +277,14 @@ func (b *Buffer[V]) Set(key string, v V) error {
 		b.mu.weight += w
 		b.mu.parked += w
 		b.landLocked(key, f)
-		return b.spillUntilLocked(b.max)
+		return repanic(b.spillUntilLocked(b.max))
 	}
 	b.mu.lru.Add(key, entry[V]{v, w})
 	if w > b.max {
 		b.mu.heavy[key] = struct{}{}
 	}
 	b.mu.weight += w
-	return b.spillUntilLocked(b.max)
+	return repanic(b.spillUntilLocked(b.max))
 }
 
 // supersedeLocked records that a Set or Delete of key wins over flight f:
@@ -357,7 +360,7 @@ func (b *Buffer[V]) Get(key string) (V, error) {
 		b.mu.Unlock()
 		v, retry, err := b.unspill(key, f)
 		if !retry {
-			return v, err
+			return v, repanic(err)
 		}
 		b.mu.Lock()
 	}
@@ -368,17 +371,21 @@ func (b *Buffer[V]) Get(key string) (V, error) {
 func (b *Buffer[V]) unspill(key string, f *flight[V]) (v V, retry bool, err error) {
 	var zero V
 	var w int64
-	data, err := b.slow.Get(key)
-	if err == nil {
+	// User code (the Codec, Weight, the Store's read hooks) runs here; a
+	// panic of it lands the flight as a failure and goes on from Get.
+	err = guard(func() error {
+		data, err := b.slow.Get(key)
+		if err != nil {
+			return err
+		}
 		if v, err = b.codec.Unmarshal(data); err != nil {
-			err = keyErr("unmarshal", key, err)
+			return keyErr("unmarshal", key, err)
 		}
-	}
-	if err == nil {
 		if w, err = b.weigh(key, v); err != nil {
-			err = keyErr("get", key, err)
+			return keyErr("get", key, err)
 		}
-	}
+		return nil
+	})
 	b.mu.Lock()
 	if f.superseded {
 		b.landLocked(key, f)
@@ -421,7 +428,9 @@ func (b *Buffer[V]) unspill(key string, f *flight[V]) (v V, retry bool, err erro
 	b.mu.weight += w
 	b.mu.parked += w
 	b.landLocked(key, f)
-	_ = b.spillUntilLocked(b.max)
+	if err := b.spillUntilLocked(b.max); isPanic(err) {
+		return v, false, err
+	}
 	if b.onUnspill != nil {
 		b.onUnspill(key, v)
 	}
@@ -479,7 +488,7 @@ func (b *Buffer[V]) Delete(key string) error {
 	landed := b.landLocked(key, f)
 	if landed {
 		// A Set won meanwhile and its value is in memory now.
-		_ = b.spillUntilLocked(b.max)
+		repanic(b.spillUntilLocked(b.max))
 	} else {
 		b.mu.Unlock()
 	}
@@ -547,31 +556,38 @@ func (b *Buffer[V]) spillLocked(key string, e entry[V]) (moved bool, err error) 
 	b.mu.parked += e.weight
 	b.mu.Unlock()
 
-	data, err := b.codec.Marshal(e.value)
-	if err != nil {
-		err = keyErr("marshal", key, err)
-	} else {
-		err = b.slow.Set(key, data)
-	}
+	// User code (the Codec, the Store's write hooks, OnSpill) runs
+	// without the lock; a panic of it lands the flight as a failed spill
+	// (the value stays in memory) and goes on from the method that spilled.
+	err = guard(func() error {
+		data, err := b.codec.Marshal(e.value)
+		if err != nil {
+			return keyErr("marshal", key, err)
+		}
+		return b.slow.Set(key, data)
+	})
 	b.mu.Lock()
 	if err == nil {
 		f.copy = true
 		if !f.superseded && b.onSpill != nil {
 			b.mu.Unlock()
-			err = b.onSpill(key, e.value)
+			err = guard(func() error { return b.onSpill(key, e.value) })
 			b.mu.Lock()
-			if err != nil {
+			if err != nil && !isPanic(err) {
 				err = keyErr("spill", key, err)
 			}
 		}
 	}
 	if f.superseded {
 		b.landLocked(key, f)
+		if isPanic(err) {
+			return false, err
+		}
 		return false, nil
 	}
 	if err != nil {
 		if f.copy {
-			if rerr := b.removeCopyLocked(key); rerr != nil {
+			if rerr := b.removeCopyLocked(key); rerr != nil && !isPanic(err) {
 				err = errors.Join(err, rerr)
 			}
 			f.copy = false
@@ -608,10 +624,10 @@ func (b *Buffer[V]) spillUntilLocked(target int64) error {
 			break
 		}
 		if _, err := b.spillLocked(key, e); err != nil {
-			if first == nil {
+			if first == nil || isPanic(err) {
 				first = err
 			}
-			if !heavy {
+			if !heavy || isPanic(err) {
 				break
 			}
 			if failed == nil {
@@ -717,7 +733,7 @@ func (b *Buffer[V]) Evict() (key string, weight int64, err error) {
 	}
 	moved, err := b.spillLocked(key, e)
 	if !moved {
-		return "", 0, err
+		return "", 0, repanic(err) // the deferred Unlock runs first
 	}
 	return key, e.weight, nil
 }
@@ -733,7 +749,7 @@ func (b *Buffer[V]) EvictUntilBelowTarget(target int64) error {
 		b.mu.Unlock()
 		return fmt.Errorf("dirstore: evict: %w", errBufferClosed)
 	}
-	return b.spillUntilLocked(target)
+	return repanic(b.spillUntilLocked(target))
 }
 
 // Flush spills every value in memory to the Store and then syncs the
@@ -747,7 +763,7 @@ func (b *Buffer[V]) Flush() error {
 		return fmt.Errorf("dirstore: flush: %w", errBufferClosed)
 	}
 	if err := b.spillUntilLocked(-1); err != nil {
-		return err
+		return repanic(err)
 	}
 	b.mu.Lock()
 	err := b.removeOrphansLocked()
@@ -817,4 +833,44 @@ func (b *Buffer[V]) Close() error {
 // String describes the buffer as zict does: <Buffer: W/MAX in memory, N elements>.
 func (b *Buffer[V]) String() string {
 	return fmt.Sprintf("<Buffer: %d/%d in memory, %d elements>", b.Weight(), b.max, b.Len())
+}
+
+// panicked is a panic of user code (the Codec, Weight, OnSpill, the
+// Store's hooks) that ran while a key was in flight, caught so that the
+// flight lands and the Buffer stays whole: the public method that ran it
+// panics again with the same value once the Buffer is unlocked (repanic).
+type panicked struct{ value any }
+
+func (p *panicked) Error() string {
+	return fmt.Sprintf("dirstore: buffer callback panicked: %v", p.value)
+}
+
+// guard calls fn, turning a panic into a *panicked error.
+func guard(fn func() error) (err error) {
+	if mutated(mutNoPanicGuard) {
+		return fn()
+	}
+	finished := false
+	defer func() {
+		if !finished {
+			err = &panicked{recover()}
+		}
+	}()
+	err = fn()
+	finished = true
+	return err
+}
+
+func isPanic(err error) bool {
+	_, ok := err.(*panicked)
+	return ok
+}
+
+// repanic panics again with the value of a caught panic, and otherwise
+// returns err.
+func repanic(err error) error {
+	if p, ok := err.(*panicked); ok {
+		panic(p.value)
+	}
+	return err
 }

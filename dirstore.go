@@ -16,6 +16,7 @@ import (
 
 	"github.com/dirstore/dirstore/internal/datadir"
 	"github.com/dirstore/dirstore/internal/escape"
+	"github.com/dirstore/dirstore/internal/flock"
 	"github.com/dirstore/dirstore/internal/manifest"
 )
 
@@ -94,14 +95,12 @@ func (s *Store) open() error {
 			}
 		}
 	} else if err := mkdirSynced(fsys, meta, s.opts.DirMode); err != nil {
-		return s.openErr(err)
+		return s.openErr(flock.Perm(err))
 	}
 	if _, err := fsys.Stat(meta); err == nil {
-		lock, err := fsys.Lock(fsys.PathJoin(meta, "LOCK"))
-		if err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrLocked, s.dir, err)
+		if err := s.takeLock(fsys.PathJoin(meta, "LOCK")); err != nil {
+			return err
 		}
-		s.lock = lock
 	}
 	files, err := datadir.Open(fsys, s.dir, s.opts.FileMode)
 	if err != nil {
@@ -121,9 +120,13 @@ func (s *Store) open() error {
 		// A directory that was never opened writable: read it as zict's.
 		return s.openReadOnlyZict()
 	}
-	s.man, err = manifest.Open(manDir, manifest.Options{FS: fsys, ReadOnly: s.opts.ReadOnly})
+	s.man, err = manifest.Open(manDir, manifest.Options{FS: fsys, ReadOnly: s.opts.ReadOnly,
+		FileMode: s.opts.FileMode, DirMode: s.opts.DirMode})
 	if err != nil {
 		return s.metaErr(err)
+	}
+	if err := s.checkFormat(); err != nil {
+		return err
 	}
 	st, ok, err := s.readState()
 	if err != nil {
@@ -160,6 +163,23 @@ func (s *Store) open() error {
 		s.wb.init(s.opts.WriteBuffer)
 		s.nosync.start(s)
 	}
+	return nil
+}
+
+// takeLock takes the store's lock file: exclusively, or, for a read-only
+// Open where the file cannot be written (read-only media, another user's
+// store), shared (see package flock). ErrLocked means that another holder
+// has it; a lock file that cannot be had for any other reason (permission,
+// a read-only file system) is that error, matching fs.ErrPermission.
+func (s *Store) takeLock(path string) error {
+	lock, err := flock.Lock(s.opts.FS, path, s.opts.ReadOnly && !mutated(mutNoSharedLock), s.opts.FileMode)
+	if errors.Is(err, flock.ErrHeld) {
+		return fmt.Errorf("%w: %s: %w", ErrLocked, s.dir, err)
+	}
+	if err != nil {
+		return fmt.Errorf("dirstore: open %s: %w", s.dir, err)
+	}
+	s.lock = lock
 	return nil
 }
 
@@ -416,7 +436,8 @@ func (s *Store) setBuffers(key string, bufs [][]byte) error {
 
 // SetFrom stores what r yields until io.EOF under key and returns its
 // length. The value streams to its file through a fixed-size buffer, so
-// memory use does not depend on its size. If r fails, nothing changes.
+// memory use does not depend on its size. If r fails, or panics (the
+// panic goes on to the caller), nothing changes.
 func (s *Store) SetFrom(key string, r io.Reader) (int64, error) {
 	n, err := s.setFrom(key, r)
 	if err == nil {
@@ -609,28 +630,44 @@ func (s *Store) get(key string) ([]byte, error) {
 		return nil, err
 	}
 	defer s.closeMu.RUnlock()
-	var out []byte
-	err := s.read("get", key, false, func(b []byte) error { out = b; return nil })
-	return out, err
+	out, done, err := s.value("get", key, false)
+	if err != nil {
+		return nil, err
+	}
+	return out, done()
 }
 
 // View calls fn with key's value, which is valid only until fn returns and
 // must not be modified. With Options.Mmap the value is a read-only memory
 // map of the file and is not copied. fn's error is returned as it is.
-func (s *Store) View(key string, fn func(value []byte) error) error {
+//
+// fn runs with no lock of the Store held: it may use the Store, Close
+// included (the value stays valid until fn returns). If fn panics, the
+// value's buffer or map is given back and the panic goes on to the caller.
+func (s *Store) View(key string, fn func(value []byte) error) (err error) {
 	if err := s.begin("view", key, false); err != nil {
 		return err
 	}
-	// Read hooks run after closeMu is released, so they get a copy of the
-	// value rather than a pooled buffer or a map.
+	// Read hooks run after fn, so they get a copy of the value rather
+	// than a pooled buffer or a map.
 	hooked := s.streams.hooked(evRead)
-	var seen []byte
-	err := func() error {
+	data, done, err := func() ([]byte, func() error, error) {
 		defer s.closeMu.RUnlock()
-		return s.read("view", key, !hooked, func(b []byte) error { seen = b; return fn(b) })
+		return s.value("view", key, !hooked)
 	}()
-	if hooked && seen != nil {
-		s.streams.fire(evRead, seen, len(seen))
+	if err != nil {
+		return err
+	}
+	func() {
+		defer func() {
+			if derr := done(); err == nil {
+				err = derr
+			}
+		}()
+		err = fn(data)
+	}()
+	if hooked {
+		s.streams.fire(evRead, data, len(data))
 	}
 	return err
 }
@@ -641,41 +678,47 @@ var viewBufs = sync.Pool{New: func() any { return new([]byte) }}
 // errChecksum reports a value whose bytes do not match the manifest's CRC.
 var errChecksum = errors.New("checksum mismatch")
 
-// read finds key's file and hands its checked contents to fn. borrow means
-// fn does not keep the slice, so a pooled buffer or a map may be used.
-func (s *Store) read(op, key string, borrow bool, fn func([]byte) error) error {
+// value finds key's file and returns its checked contents, and done, which
+// gives back what holds them (a pooled buffer, a map and the file's pin)
+// and must be called once they are no longer used; done need not be
+// called with closeMu held. borrow means the caller does not keep the
+// slice past done, so a pooled buffer or a map may be used.
+func (s *Store) value(op, key string, borrow bool) (data []byte, done func() error, err error) {
+	noop := func() error { return nil }
 	if p, ok := s.wb.get(key); ok {
 		switch {
 		case p.del:
-			return keyErr(op, key, ErrNotFound)
+			return nil, nil, keyErr(op, key, ErrNotFound)
 		case borrow:
-			return fn(p.value)
+			return p.value, noop, nil
 		default:
-			return fn(append([]byte(nil), p.value...))
+			return append([]byte(nil), p.value...), noop, nil
 		}
 	}
-	// A map shows the file as it is while fn runs: pin the file so that it
-	// is not reused meanwhile.
+	// A map shows the file as it is while it is used: pin the file so
+	// that it is not reused meanwhile.
 	mmap := borrow && s.opts.Mmap
-	var data []byte
 	var release func() error
 	var name string
-	err := s.resolve(op, key, mmap, func(n string, e manifest.Entry) (err error) {
+	err = s.resolve(op, key, mmap, func(n string, e manifest.Entry) (err error) {
 		name = n
 		data, release, err = s.load(n, e, borrow, mmap)
 		return err
 	})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	err = fn(data)
-	if rerr := release(); err == nil && rerr != nil {
-		err = keyErr(op, key, rerr)
+	done = func() error {
+		err := release()
+		if mmap {
+			s.gc.unpin(name)
+		}
+		if err != nil {
+			return keyErr(op, key, err)
+		}
+		return nil
 	}
-	if mmap {
-		s.gc.unpin(name)
-	}
-	return err
+	return data, done, nil
 }
 
 // resolve finds key's current file and calls try with its name and entry,
@@ -764,16 +807,19 @@ func (s *Store) load(name string, e manifest.Entry, borrow, mmap bool) (data []b
 }
 
 // mismatch reports whether err says a file does not hold the entry it was
-// read for: missing, of another length, or with other bytes.
+// read for: missing, not a regular file, of another length, or with other
+// bytes.
 func mismatch(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, datadir.ErrSize) || errors.Is(err, errChecksum)
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, datadir.ErrSize) ||
+		errors.Is(err, datadir.ErrNotRegular) && !mutated(mutPlantedIsIO) || errors.Is(err, errChecksum)
 }
 
 // isIOError reports whether err is a failure to do I/O (as opposed to a
 // file that does not hold what the manifest recorded).
 func isIOError(err error) bool {
 	var pe *fs.PathError
-	return errors.As(err, &pe) && !errors.Is(err, datadir.ErrSize)
+	return errors.As(err, &pe) && !errors.Is(err, datadir.ErrSize) &&
+		(!errors.Is(err, datadir.ErrNotRegular) || mutated(mutPlantedIsIO))
 }
 
 // Has reports whether key has a value.
@@ -860,39 +906,73 @@ func (s *Store) Stats() Stats {
 // Verify reads every value and checks it against the manifest, calling fn
 // with each key and nil or the error its value gives (ErrCorrupt for a
 // mismatch). It stops early if fn returns false, and returns an error only
-// if the manifest cannot be read.
+// if the manifest cannot be read (or the Store is closed meanwhile). fn
+// runs with no lock of the Store held: it may use the Store, Close
+// included, and a panic in it leaves nothing held.
 func (s *Store) Verify(fn func(key string, err error) bool) error {
 	if err := s.begin("verify", "", false); err != nil {
 		return err
 	}
-	defer s.closeMu.RUnlock()
 	// Values still in the write buffer have no file yet. If it cannot be
 	// written out now (the writes report why), the files there are still
 	// checked.
 	_ = s.applyBuffered()
-	for ke, err := range s.man.Entries("") {
-		if err != nil {
-			return fmt.Errorf("dirstore: verify %s: %w", s.dir, err)
+	s.closeMu.RUnlock()
+	type result struct {
+		key string
+		err error
+	}
+	// The keys are checked in batches, each with the Store locked against
+	// Close; fn sees a batch's results after, with nothing held.
+	const batch = 64
+	var after string
+	for first := true; ; first = false {
+		if err := s.begin("verify", "", false); err != nil {
+			return err
 		}
-		err := s.verifyKey(ke.Key, ke.Entry)
-		switch {
-		case mismatch(err):
-			// Superseded or deleted since the listing began? Then check
-			// the value the key has now, as a read would.
-			err = s.resolve("verify", ke.Key, false, func(_ string, e manifest.Entry) error {
-				return s.verifyKey(ke.Key, e)
-			})
-			if errors.Is(err, ErrNotFound) {
-				continue
+		var results []result
+		var iterErr error
+		entries := s.man.Entries("")
+		if !first {
+			entries = s.man.EntriesAfter(after)
+		}
+		for ke, err := range entries {
+			if err != nil {
+				iterErr = fmt.Errorf("dirstore: verify %s: %w", s.dir, err)
+				break
 			}
-		case err != nil:
-			err = keyErr("verify", ke.Key, err)
+			after = ke.Key
+			err := s.verifyKey(ke.Key, ke.Entry)
+			switch {
+			case mismatch(err):
+				// Superseded or deleted since the listing began? Then
+				// check the value the key has now, as a read would.
+				err = s.resolve("verify", ke.Key, false, func(_ string, e manifest.Entry) error {
+					return s.verifyKey(ke.Key, e)
+				})
+				if errors.Is(err, ErrNotFound) {
+					continue
+				}
+			case err != nil:
+				err = keyErr("verify", ke.Key, err)
+			}
+			if results = append(results, result{ke.Key, err}); len(results) == batch {
+				break
+			}
 		}
-		if !fn(ke.Key, err) {
+		s.closeMu.RUnlock()
+		for _, r := range results {
+			if !fn(r.key, r.err) {
+				return nil
+			}
+		}
+		if iterErr != nil {
+			return iterErr
+		}
+		if len(results) < batch {
 			return nil
 		}
 	}
-	return nil
 }
 
 func (s *Store) verifyKey(key string, e manifest.Entry) error {

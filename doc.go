@@ -96,8 +96,20 @@
 //
 // Every read checks the value's length and CRC-32C against the manifest. A
 // value whose file was changed, truncated, extended or removed behind the
-// store's back returns an error matching [ErrCorrupt], never wrong bytes.
-// [Store.Verify] checks every value.
+// store's back, or replaced by something other than a regular file (a
+// symbolic link, a FIFO, a directory), returns an error matching
+// [ErrCorrupt], never wrong bytes, and never blocks. [Store.Verify] checks
+// every value. A damaged manifest fails Open with a one-line error naming
+// it that matches ErrCorrupt too.
+//
+// # Format
+//
+// The on-disk format is versioned: the manifest records the version of the
+// code that wrote it, and its pebble format is pinned, so a newer pebble
+// does not rewrite it behind the user's back. A store written in a format
+// newer than the code reads is refused with an error matching
+// [errors.ErrUnsupported]; every version opens the stores of the older
+// ones (testdata/format-v*).
 //
 // # Keys
 //
@@ -112,7 +124,16 @@
 // linearizable: a Get that starts after a Set returned sees that Set or a
 // later one, and a reader never sees a torn value, even if the key is
 // overwritten while it reads. A directory is open in at most one Store at a
-// time, in this process or another; a second Open returns [ErrLocked].
+// time, in this process or another; a second Open returns [ErrLocked], which
+// means only that: a lock file that cannot be had for another reason is
+// that error (matching [fs.ErrPermission] on read-only media too). Where the
+// lock file cannot be written (read-only media, another user's store), an
+// Open with [Options].ReadOnly takes a shared lock instead, which excludes
+// writers and is excluded by them.
+//
+// Callbacks (View's and Verify's, hooks, a Buffer's Codec, Weight, OnSpill
+// and OnUnspill, SetFrom's reader) may panic: nothing stays locked or
+// waiting, no file is left behind, and the panic reaches the caller.
 //
 // # Errors
 //

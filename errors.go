@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+
+	"github.com/dirstore/dirstore/internal/corrupt"
 )
 
 // Errors returned by a Store. Each is wrapped with the operation and the key
@@ -19,9 +21,10 @@ var (
 	// matches fs.ErrPermission.
 	ErrReadOnly error = &sentinel{"dirstore: store is read-only", fs.ErrPermission}
 	// ErrCorrupt means a value's file does not hold what the manifest
-	// recorded (missing, wrong length or wrong checksum). The bytes are never
-	// returned.
-	ErrCorrupt = errors.New("dirstore: value is corrupt")
+	// recorded (missing, not a regular file, wrong length or wrong
+	// checksum), or that the manifest itself is damaged. The bytes are
+	// never returned.
+	ErrCorrupt = corrupt.Err
 	// ErrLocked means the directory is already open, in this process or
 	// another.
 	ErrLocked = errors.New("dirstore: store is already open")

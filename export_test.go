@@ -14,6 +14,15 @@ var Mutations = map[string]int32{
 // and the manifest, without making it durable.
 func (s *Store) ApplyBuffered() error { return s.applyBuffered() }
 
+// HardenMutations are the seeded bugs that seeded_test.go checks their own
+// tests catch (see mutation.go).
+var HardenMutations = map[string]int32{
+	"format check skipped":                mutNoFormatCheck,
+	"planted file taken for an I/O error": mutPlantedIsIO,
+	"no shared lock for ReadOnly":         mutNoSharedLock,
+	"buffer callback panic not caught":    mutNoPanicGuard,
+}
+
 // SetMutation switches a seeded bug on; the returned function switches it off.
 func SetMutation(m int32) (restore func()) {
 	mutation.Store(m)
@@ -52,3 +61,6 @@ func (s *Store) ListFSDir(dir string) (names []string, visited int, err error) {
 	}
 	return names, visited, err
 }
+
+// FormatVersion is the store format version this code writes (state.go).
+const FormatVersion = formatVersion

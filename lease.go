@@ -35,7 +35,7 @@ func (v *versionSource) leaseLocked(s *Store) error {
 	b := s.man.NewBatch()
 	b.SetMeta(metaLease, binary.AppendUvarint(nil, limit))
 	if !v.dirty {
-		b.SetMeta(metaState, storeState{next: v.next}.encode())
+		setState(b, storeState{next: v.next})
 	}
 	if err := b.Commit(true); err != nil {
 		return s.fail(err)

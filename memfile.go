@@ -542,6 +542,18 @@ func (fi *memFileInfo) Sys() any           { return nil }
 // Name returns the name of the MemFile, like [os.File.Name].
 func (h *MemHandle) Name() string { return h.m.name }
 
+// checkOpen returns an error matching [fs.ErrClosed] if m is closed, for
+// the handle operations that do not otherwise touch the file.
+func (m *MemFile) checkOpen(op string) error {
+	m.mu.RLock()
+	closed := m.mu.closed
+	m.mu.RUnlock()
+	if closed {
+		return m.pathError(op, fs.ErrClosed)
+	}
+	return nil
+}
+
 // check returns the error for an operation that needs the handle open and,
 // if read or write, the matching access mode.
 func (h *MemHandle) check(op string, read, write bool) error {
@@ -627,6 +639,9 @@ func (h *MemHandle) WriteAt(p []byte, off int64) (int, error) {
 // an error. Seek returns the new position.
 func (h *MemHandle) Seek(offset int64, whence int) (int64, error) {
 	if err := h.check("seek", false, false); err != nil {
+		return 0, err
+	}
+	if err := h.m.checkOpen("seek"); err != nil {
 		return 0, err
 	}
 	h.mu.Lock()

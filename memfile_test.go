@@ -423,6 +423,8 @@ func TestMemFileErrors(t *testing.T) {
 		memErrorIs(t, "Read after MemFile.Close", err, "read", fs.ErrClosed)
 		_, err = ap.Seek(0, io.SeekEnd)
 		memErrorIs(t, "Seek(0, SeekEnd) after MemFile.Close", err, "seek", fs.ErrClosed)
+		_, err = wo.Seek(0, io.SeekStart)
+		memErrorIs(t, "Seek(0, SeekStart) after MemFile.Close", err, "seek", fs.ErrClosed)
 		if m.Size() != 0 {
 			t.Errorf("Size after Close = %d, want 0", m.Size())
 		}

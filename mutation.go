@@ -14,6 +14,13 @@ const (
 	mutRemoveTooEarly // the replaced file is removed before the manifest commit
 	mutSplitBatch     // recovery rolls back part of a batch of buffered writes
 	mutAloneIgnored   // recovery ignores the undo records of durable Sets in flight
+
+	// Seeded bugs of the hardening against hostile conditions, which
+	// their own tests must catch (seeded_test.go).
+	mutNoFormatCheck // a store of a newer format is opened as if known
+	mutPlantedIsIO   // a non-regular file under a value's name is an I/O error
+	mutNoSharedLock  // ReadOnly never falls back to a shared lock
+	mutNoPanicGuard  // a Buffer's callback panic escapes its flight
 )
 
 func mutated(m int32) bool { return mutation.Load() == m }

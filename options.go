@@ -32,9 +32,12 @@ type Options struct {
 	// Default vfs.Default (the operating system's).
 	FS vfs.FS
 
-	// FileMode is the permission of new value files. Default 0600.
+	// FileMode is the permission of every file the store creates: value
+	// files, and the manifest's files and lock files (less the umask, as
+	// with os.OpenFile). Default 0600.
 	FileMode fs.FileMode
-	// DirMode is the permission of directories Open creates. Default 0700.
+	// DirMode is the permission of the directories Open creates, the
+	// manifest's included (less the umask). Default 0700.
 	DirMode fs.FileMode
 
 	// EntryCache is how many recently used manifest entries are kept in

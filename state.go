@@ -2,16 +2,29 @@ package dirstore
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/dirstore/dirstore/internal/manifest"
 )
 
+// formatVersion is the version of the store's on-disk format that this
+// code writes: the naming of value files, the encodings of the manifest's
+// entries, undo records and metadata, and the pebble format of the
+// manifest (manifest.FormatMajorVersion). Any change to one of them raises
+// it, keeps a reader of the older versions, and adds a fixture written by
+// the new version under testdata/ (format_test.go says how).
+//
+// Version 1: the store's first format (stores without a format record
+// have it too).
+const formatVersion = 1
+
 // Metadata records in the manifest.
 const (
-	metaState = "state" // storeState
-	metaLease = "lease" // versions below it may have been handed out
-	metaCkpt  = "ckpt"  // undo records below it are obsolete
+	metaFormat = "format" // formatVersion, written with every state record
+	metaState  = "state"  // storeState
+	metaLease  = "lease"  // versions below it may have been handed out
+	metaCkpt   = "ckpt"   // undo records below it are obsolete
 )
 
 // leaseChunk is how many versions one durable lease reserves.
@@ -34,6 +47,28 @@ func (st storeState) encode() []byte {
 	b = binary.AppendUvarint(b, uint64(st.count))
 	b = binary.AppendUvarint(b, uint64(st.bytes))
 	return binary.AppendUvarint(b, st.next)
+}
+
+// setState records st in b, with the format version of the code that
+// writes it: the first change of a session and every clean Close record
+// both, so the manifest names the format of what it holds.
+func setState(b *manifest.Batch, st storeState) {
+	b.SetMeta(metaFormat, binary.AppendUvarint(nil, formatVersion))
+	b.SetMeta(metaState, st.encode())
+}
+
+// checkFormat refuses a store written in a format newer than this code
+// reads, before anything else is read or written.
+func (s *Store) checkFormat() error {
+	v, err := s.metaUint(metaFormat)
+	if err != nil {
+		return err
+	}
+	if v > formatVersion && !mutated(mutNoFormatCheck) {
+		return fmt.Errorf("dirstore: open %s: the store has format version %d, newer than this code reads (%d): %w",
+			s.dir, v, formatVersion, errors.ErrUnsupported)
+	}
+	return nil
 }
 
 func (s *Store) readState() (st storeState, ok bool, err error) {
@@ -100,6 +135,6 @@ func (s *Store) writeCleanState() error {
 		b.DeleteUndos(seq)
 		b.SetMeta(metaCkpt, binary.AppendUvarint(nil, seq))
 	}
-	b.SetMeta(metaState, storeState{clean: true, count: s.count.Load(), bytes: s.bytes.Load(), next: next}.encode())
+	setState(b, storeState{clean: true, count: s.count.Load(), bytes: s.bytes.Load(), next: next})
 	return b.Commit(true)
 }

@@ -157,11 +157,16 @@ func isHelpFlag(s string) bool {
 	return s == "-h" || s == "-help" || s == "--help"
 }
 
-// corruptFound is verify's error after it listed corrupt keys.
-type corruptFound struct{ bad, total int64 }
+// corruptFound is verify's error after it listed corrupt keys (bad) and
+// keys whose values could not be read (failed).
+type corruptFound struct{ bad, failed, total int64 }
 
 func (e *corruptFound) Error() string {
-	return fmt.Sprintf("verify: %d of %d values are corrupt", e.bad, e.total)
+	msg := fmt.Sprintf("verify: %d of %d values are corrupt", e.bad, e.total)
+	if e.failed > 0 {
+		msg += fmt.Sprintf(", %d could not be read", e.failed)
+	}
+	return msg
 }
 
 // fail reports err on stderr and returns its exit code.
@@ -425,7 +430,7 @@ func (c *cli) verify(args []string) (err error) {
 	case werr != nil:
 		return werr
 	case bad > 0:
-		return &corruptFound{bad, n}
+		return &corruptFound{bad, failed, n}
 	case failed > 0:
 		return fmt.Errorf("verify: %d of %d values could not be read", failed, n)
 	}

@@ -22,6 +22,11 @@ var Castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // ErrSize reports a file whose length is not the one the caller expected.
 var ErrSize = errors.New("file size does not match")
 
+// ErrNotRegular reports something other than a regular file (a symbolic
+// link, a FIFO, a directory, a device, a socket) where a value's file
+// should be.
+var ErrNotRegular = errors.New("not a regular file")
+
 // Dir is a directory of value files. Its methods are safe for concurrent use.
 // File-level errors are *fs.PathError.
 type Dir interface {

@@ -169,18 +169,27 @@ func (d *fastDir) WriteFrom(name, reuse string, r io.Reader, sync bool) (int64, 
 	if err != nil {
 		return 0, 0, err
 	}
+	finished := false
+	defer func() {
+		if !finished {
+			// r panicked: leave no file behind (the panic goes on).
+			unix.Close(fd)
+			_ = unix.Unlinkat(d.fd, name, 0)
+		}
+	}()
 	var one [1][]byte
 	n, crc, err := copyCRC(r, func(b []byte) error {
 		one[0] = b
 		return d.writeAll(name, fd, one[:])
 	})
+	finished = true
 	return n, crc, d.finish(name, fd, sync, d.trim(name, fd, reused, n, err))
 }
 
 func (d *fastDir) Read(name string, size int64, buf []byte) ([]byte, error) {
 	fd, err := d.openat(name, unix.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, pathErr("open", d.Path(name), err)
+		return nil, d.notRegular("open", name, err)
 	}
 	defer unix.Close(fd)
 	// One byte more than expected, to see a file that grew.
@@ -195,7 +204,7 @@ func (d *fastDir) Read(name string, size int64, buf []byte) ([]byte, error) {
 			continue
 		}
 		if err != nil {
-			return nil, pathErr("read", d.Path(name), err)
+			return nil, d.notRegular("read", name, err)
 		}
 		if n == 0 {
 			break
@@ -212,14 +221,53 @@ func (d *fastDir) Read(name string, size int64, buf []byte) ([]byte, error) {
 func (d *fastDir) OpenRead(name string) (ReadFile, error) {
 	fd, err := d.openat(name, unix.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, pathErr("open", d.Path(name), err)
+		return nil, d.notRegular("open", name, err)
 	}
 	f := &fdFile{fd: fd, path: d.Path(name)}
 	if err := unix.Fstat(fd, &f.st); err != nil {
 		unix.Close(fd)
 		return nil, pathErr("stat", f.path, err)
 	}
+	if err := regularStat("open", f.path, &f.st); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
 	return f, nil
+}
+
+// notRegular returns err, the failure to open or read name, as an error
+// wrapping ErrNotRegular if name is not a regular file. A read of one does
+// not otherwise say so: a symbolic link fails to open (ELOOP, O_NOFOLLOW),
+// a socket too (ENXIO), a FIFO opens but fails to read (ESPIPE), a
+// directory too (EISDIR). Only failures pay for the check.
+func (d *fastDir) notRegular(op, name string, err error) error {
+	var st unix.Stat_t
+	if err != unix.ENOENT && unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		if rerr := regularStat(op, d.Path(name), &st); rerr != nil {
+			return rerr
+		}
+	}
+	return pathErr(op, d.Path(name), err)
+}
+
+// regularStat returns an error wrapping ErrNotRegular unless st is a
+// regular file's.
+func regularStat(op, path string, st *unix.Stat_t) error {
+	if st.Mode&unix.S_IFMT == unix.S_IFREG {
+		return nil
+	}
+	kind := "a device"
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFLNK:
+		kind = "a symbolic link"
+	case unix.S_IFIFO:
+		kind = "a FIFO"
+	case unix.S_IFDIR:
+		kind = "a directory"
+	case unix.S_IFSOCK:
+		kind = "a socket"
+	}
+	return pathErr(op, path, fmt.Errorf("%w: %s", ErrNotRegular, kind))
 }
 
 // fdFile is fastDir's ReadFile: a bare descriptor.
@@ -254,13 +302,16 @@ func (f *fdFile) ReadAt(p []byte, off int64) (int, error) {
 func (d *fastDir) Map(name string, size int64) ([]byte, func() error, bool, error) {
 	fd, err := d.openat(name, unix.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, nil, true, pathErr("open", d.Path(name), err)
+		return nil, nil, true, d.notRegular("open", name, err)
 	}
 	f := os.NewFile(uintptr(fd), d.Path(name))
 	defer f.Close()
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, nil, true, pathErr("stat", d.Path(name), err)
+	}
+	if err := regularStat("mmap", d.Path(name), &st); err != nil {
+		return nil, nil, true, err
 	}
 	if st.Size != size {
 		return nil, nil, true, pathErr("mmap", d.Path(name), fmt.Errorf("%w: %d bytes, want %d", ErrSize, st.Size, size))

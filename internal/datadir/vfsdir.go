@@ -38,7 +38,7 @@ func (d *vfsDir) regular(op, p string) error {
 		mode = fi.Mode()
 	}
 	if !mode.IsRegular() {
-		return pathErr(op, p, fmt.Errorf("%w: not a regular file (%v)", ErrSize, mode.Type()))
+		return pathErr(op, p, fmt.Errorf("%w: %v", ErrNotRegular, mode.Type()))
 	}
 	return nil
 }
@@ -119,12 +119,21 @@ func (d *vfsDir) WriteFrom(name, reuse string, r io.Reader, sync bool) (int64, u
 	if err != nil {
 		return 0, 0, err
 	}
+	finished := false
+	defer func() {
+		if !finished {
+			// r panicked: leave no file behind (the panic goes on).
+			f.Close()
+			_ = d.fs.Remove(d.Path(name))
+		}
+	}()
 	n, crc, err := copyCRC(r, func(b []byte) error {
 		if _, err := f.Write(b); err != nil {
 			return pathErr("write", d.Path(name), err)
 		}
 		return nil
 	})
+	finished = true
 	return n, crc, d.finish(name, f, sync, err)
 }
 

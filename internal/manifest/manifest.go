@@ -14,6 +14,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"iter"
 	"sync/atomic"
 
@@ -26,9 +27,6 @@ const (
 	prefixMeta = 'm'
 	prefixUndo = 'u'
 )
-
-// ErrCorrupt is returned for a record that does not decode.
-var ErrCorrupt = errors.New("manifest: corrupt record")
 
 // Entry describes the file that holds a key's value.
 type Entry struct {
@@ -192,12 +190,16 @@ type Options struct {
 	ReadOnly bool
 	// CacheSize is the size of pebble's block cache in bytes; 0 = 8 MiB.
 	CacheSize int64
+	// FileMode and DirMode are the permissions of the files and
+	// directories pebble creates; 0 = 0600 and 0700.
+	FileMode, DirMode fs.FileMode
 }
 
 // DB is an open manifest. Its methods are safe for concurrent use.
 type DB struct {
-	db *pebble.DB
-	fs *fenceFS
+	db  *pebble.DB
+	dir string
+	fs  *fenceFS
 	// fatal is the first failure pebble reported through its logger's
 	// Fatalf (a WAL or MANIFEST write or sync that failed). Pebble's state
 	// is unknown after one, so every later change is refused with it.
@@ -217,14 +219,21 @@ func Open(dir string, o Options) (*DB, error) {
 	}
 	cache := pebble.NewCache(o.CacheSize)
 	defer cache.Unref()
-	d := &DB{}
-	d.fs = &fenceFS{FS: o.FS, onFail: d.failed}
+	d := &DB{dir: dir}
+	if o.FileMode == 0 {
+		o.FileMode = 0o600
+	}
+	if o.DirMode == 0 {
+		o.DirMode = 0o700
+	}
+	inner := &storeFS{FS: o.FS, fileMode: o.FileMode, dirMode: o.DirMode, readOnly: o.ReadOnly}
+	d.fs = &fenceFS{FS: inner, onFail: d.failed}
 	popts := &pebble.Options{
 		FS:                 d.fs,
 		Cache:              cache,
 		ReadOnly:           o.ReadOnly,
 		ErrorIfNotExists:   o.ReadOnly,
-		FormatMajorVersion: pebble.FormatNewest,
+		FormatMajorVersion: FormatMajorVersion,
 		Logger:             (*logger)(d),
 		MemTableSize:       4 << 20,
 		// Table statistics only tune compactions of tombstone-heavy tables
@@ -234,7 +243,7 @@ func Open(dir string, o Options) (*DB, error) {
 		// A flush or compaction that failed (it could not read, the fence
 		// hides failed writes) fails the manifest: pebble would retry it
 		// at once, forever.
-		EventListener: &pebble.EventListener{BackgroundError: d.failed},
+		EventListener: &pebble.EventListener{BackgroundError: d.failed, DataCorruption: d.dataCorruption},
 	}
 	db, err := pebble.Open(dir, popts)
 	if err == nil {
@@ -244,7 +253,7 @@ func Open(dir string, o Options) (*DB, error) {
 		if db != nil {
 			_ = db.Close()
 		}
-		return nil, err
+		return nil, openErr(dir, err)
 	}
 	d.db = db
 	return d, nil
@@ -257,6 +266,9 @@ func Exists(fs vfs.FS, dir string) (bool, error) {
 	}
 	desc, err := pebble.Peek(dir, fs)
 	if err != nil {
+		if uerr := unsupportedErr(err); uerr != nil {
+			return false, uerr
+		}
 		return false, err
 	}
 	return desc.Exists, nil
@@ -280,7 +292,7 @@ func (d *DB) Get(key string) (e Entry, ok bool, err error) {
 		return e, false, nil
 	}
 	if err != nil {
-		return e, false, err
+		return e, false, d.readErr(err)
 	}
 	defer closer.Close()
 	e, _, err = DecodeEntry(v)
@@ -297,7 +309,7 @@ func (d *DB) Meta(name string) (v []byte, ok bool, err error) {
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, false, d.readErr(err)
 	}
 	defer closer.Close()
 	return bytes.Clone(raw), true, nil
@@ -372,9 +384,19 @@ func (d *DB) Sync() error {
 // Entries yields the entries whose keys start with prefix, in key order.
 // Each yielded key is a fresh string; iteration stops at the first error.
 func (d *DB) Entries(prefix string) iter.Seq2[KeyEntry, error] {
+	lower := entryKey(prefix)
+	return d.entries(lower, upperBound(lower))
+}
+
+// EntriesAfter yields the entries whose keys sort after key, in key order,
+// as Entries does.
+func (d *DB) EntriesAfter(key string) iter.Seq2[KeyEntry, error] {
+	return d.entries(append(entryKey(key), 0), []byte{prefixKey + 1})
+}
+
+func (d *DB) entries(lower, upper []byte) iter.Seq2[KeyEntry, error] {
 	return func(yield func(KeyEntry, error) bool) {
-		lower := entryKey(prefix)
-		it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upperBound(lower)})
+		it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 		if err != nil {
 			yield(KeyEntry{}, err)
 			return
@@ -383,7 +405,7 @@ func (d *DB) Entries(prefix string) iter.Seq2[KeyEntry, error] {
 		for ok := it.First(); ok; ok = it.Next() {
 			v, err := it.ValueAndErr()
 			if err != nil {
-				yield(KeyEntry{}, err)
+				yield(KeyEntry{}, d.readErr(err))
 				return
 			}
 			e, _, err := DecodeEntry(v)
@@ -396,7 +418,7 @@ func (d *DB) Entries(prefix string) iter.Seq2[KeyEntry, error] {
 			}
 		}
 		if err := it.Error(); err != nil {
-			yield(KeyEntry{}, err)
+			yield(KeyEntry{}, d.readErr(err))
 		}
 	}
 }
@@ -431,12 +453,12 @@ func (d *DB) Undos(from uint64) iter.Seq2[Undo, error] {
 				}
 			}
 			if err != nil {
-				yield(Undo{}, err)
+				yield(Undo{}, d.readErr(err))
 				return
 			}
 		}
 		if err := it.Error(); err != nil {
-			yield(Undo{}, err)
+			yield(Undo{}, d.readErr(err))
 		}
 	}
 }
@@ -487,7 +509,8 @@ func (d *DB) Err() error {
 func (d *DB) failed(err error) {
 	fe, ok := err.(*FatalError)
 	if !ok {
-		fe = &FatalError{Msg: err.Error(), Err: err}
+		err = d.readErr(err)
+		fe = &FatalError{Msg: firstLine(err.Error()), Err: err}
 	}
 	d.fatal.CompareAndSwap(nil, fe)
 	d.fs.fence()
@@ -517,7 +540,7 @@ type logger DB
 func (*logger) Infof(string, ...any)  {}
 func (*logger) Errorf(string, ...any) {}
 func (l *logger) Fatalf(format string, args ...any) {
-	fe := &FatalError{Msg: fmt.Sprintf(format, args...)}
+	fe := &FatalError{Msg: firstLine(fmt.Sprintf(format, args...))}
 	for _, a := range args {
 		if err, ok := a.(error); ok {
 			fe.Err = err

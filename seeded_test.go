@@ -1,0 +1,78 @@
+package dirstore_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dirstore/dirstore"
+)
+
+const seededEnv = "DIRSTORE_SEEDED_BUG"
+
+// needRoot skips a test that mounts file systems or changes users: CI runs
+// as root (.ci/run), so there it always runs.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (to mount a file system or switch users); CI runs it as root")
+	}
+}
+
+// seededCatchers names, for each seeded bug of the hardening (mutation.go),
+// the test that must catch it.
+var seededCatchers = map[string]string{
+	"format check skipped":                "^TestFormatNewerRefused$",
+	"planted file taken for an I/O error": "^TestTamperPlanted$",
+	"no shared lock for ReadOnly":         "^TestReadOnlyMount$",
+	"buffer callback panic not caught":    "^TestPanicBuffer$/^Marshal$",
+}
+
+// TestSeededBugsCaught runs each catcher in a child process with its bug
+// switched on, and wants it to fail.
+func TestSeededBugsCaught(t *testing.T) {
+	if name := os.Getenv(seededEnv); name != "" {
+		return // a child: the bug is on (see init below)
+	}
+	for name := range dirstore.HardenMutations {
+		run, ok := seededCatchers[name]
+		if !ok {
+			t.Errorf("seeded bug %q has no test named to catch it", name)
+			continue
+		}
+		t.Run(strings.ReplaceAll(name, " ", "_"), func(t *testing.T) {
+			if name == "no shared lock for ReadOnly" {
+				if runtime.GOOS != "linux" {
+					t.Skip("shared locks for ReadOnly are Linux's (open file description locks)")
+				}
+				needRoot(t)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run="+run, "-test.count=1")
+			cmd.Env = append(os.Environ(), seededEnv+"="+name)
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Errorf("with the seeded bug %q on, %s passes:\n%s", name, run, out)
+			} else if o := string(out); !strings.Contains(o, "--- FAIL") && !strings.Contains(o, "fatal error:") {
+				// A test that fails, or a process that dies of the bug
+				// (an unlock of an unlocked mutex is fatal).
+				t.Errorf("with the seeded bug %q on, %s neither failed nor crashed (%v):\n%s", name, run, err, out)
+			}
+		})
+	}
+}
+
+func init() {
+	if name := os.Getenv(seededEnv); name != "" {
+		m, ok := dirstore.HardenMutations[name]
+		if !ok {
+			panic("unknown seeded bug " + name)
+		}
+		dirstore.SetMutation(m)
+	}
+}
