@@ -194,35 +194,6 @@ func TestString(t *testing.T) {
 	}
 }
 
-func TestDeleteVersions(t *testing.T) {
-	dir := t.TempDir()
-	s := storetest.Open(t, dir, nil)
-	step := func(want ...string) {
-		t.Helper()
-		if err := s.Sync(); err != nil {
-			t.Fatal(err)
-		}
-		if got := valueFiles(t, dir); !slices.Equal(got, want) {
-			t.Fatalf("files = %q, want %q", got, want)
-		}
-	}
-	mustSet(t, s, "x", []byte("123"))
-	step("x#0")
-	if err := s.Delete("x"); err != nil {
-		t.Fatal(err)
-	}
-	step()
-	mustSet(t, s, "x", []byte("123")) // a file name is never repeated
-	step("x#1")
-	mustSet(t, s, "x", []byte("123")) // Set removes the previous file
-	step("x#2")
-	// Nor across a reopen.
-	s.Close()
-	s = storetest.Open(t, dir, nil)
-	mustSet(t, s, "x", []byte("456"))
-	step("x#3")
-}
-
 func TestArbitraryChars(t *testing.T) {
 	dir := t.TempDir()
 	s := storetest.Open(t, dir, nil)

@@ -13,7 +13,6 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/dirstore/dirstore"
-	"github.com/dirstore/dirstore/internal/escape"
 	"github.com/dirstore/dirstore/internal/storetest"
 )
 
@@ -156,7 +155,7 @@ func (r *recoveryStory) run(t *testing.T, d *datadriven.TestData) string {
 		var b strings.Builder
 		for _, a := range d.CmdArgs {
 			for _, key := range a.Vals {
-				name := r.newest(t, clone, key)
+				name := newestFile(t, clone, storyDir, key)
 				switch a.Key {
 				case "lose":
 					if err := clone.Remove(storyDir + "/" + name); err != nil {
@@ -191,25 +190,6 @@ func (r *recoveryStory) run(t *testing.T, d *datadriven.TestData) string {
 		t.Fatalf("unknown command %s", d.Cmd)
 		return ""
 	}
-}
-
-// newest returns the name of key's file with the highest version in fsys.
-func (r *recoveryStory) newest(t *testing.T, fsys vfs.FS, key string) string {
-	t.Helper()
-	names, err := fsys.List(storyDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	best, found := uint64(0), ""
-	for _, name := range names {
-		if q, v, ok := escape.Parse(name); ok && q == escape.Quote(key) && (found == "" || v > best) {
-			best, found = v, name
-		}
-	}
-	if found == "" {
-		t.Fatalf("no file of key %q", key)
-	}
-	return found
 }
 
 func (r *recoveryStory) ls(t *testing.T) string {

@@ -182,7 +182,9 @@ func WriteFile(tb testing.TB, fsys vfs.FS, path string, data []byte) {
 		tb.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := f.Write(data); err != nil {
+	// pebble's MemFS scribbles over what it was given to write, in race
+	// builds: the caller's bytes are not its to keep.
+	if _, err := f.Write(slices.Clone(data)); err != nil {
 		tb.Fatal(err)
 	}
 	if err := f.Sync(); err != nil {
