@@ -77,9 +77,10 @@ func (s *Store) installDurable(op, key, name string, e manifest.Entry) error {
 		return keyErr(op, key, err)
 	}
 	if ferr != nil {
-		// The manifest names a file that may not be durable: its undo
-		// record, and the file it rolls back to, stay for the next Open.
-		s.gc.leftover.Store(true)
+		// The file may not be durable: give the key its previous entry
+		// back, so that the store holds what it held before this Set, and
+		// fail the store (an fsync that failed once cannot be trusted).
+		s.revert(key, name, old, had, e, seq)
 		return keyErr(op, key, s.fail(ferr))
 	}
 	s.aloneDone(seq)
@@ -87,6 +88,42 @@ func (s *Store) installDurable(op, key, name string, e manifest.Entry) error {
 		s.discard(fileName(key, old), old.Size)
 	}
 	return nil
+}
+
+// revert undoes a durable Set whose file could not be made durable: key
+// gets back its previous entry (old, or none if !had), unless a later
+// operation replaced e already, and the undo record seq goes. If the
+// manifest cannot take the change, the undo record stays and the next
+// Open's recovery keeps the Set or rolls it back by what its file holds.
+func (s *Store) revert(key, name string, old manifest.Entry, had bool, e manifest.Entry, seq uint64) {
+	mu := s.stripe(key)
+	mu.Lock()
+	defer mu.Unlock()
+	cur, ok, err := s.lookupLocked(key)
+	if err != nil || !ok || !sameFile(cur, e) || mutated(mutNoRevert) {
+		s.gc.leftover.Store(true)
+		return
+	}
+	b := s.man.NewBatch()
+	if had {
+		b.Put(key, old)
+	} else {
+		b.Delete(key)
+	}
+	b.DeleteUndo(seq)
+	if err := b.Commit(true); err != nil {
+		s.cacheLocked(key, nil)
+		s.gc.leftover.Store(true)
+		return
+	}
+	if had {
+		s.cacheLocked(key, &old)
+		s.account(true, e.Size, false, old.Size)
+	} else {
+		s.cacheLocked(key, nil)
+		s.account(true, e.Size, true, 0)
+	}
+	s.drop(name)
 }
 
 // superseded reports whether key's entry no longer names the file name.

@@ -1,10 +1,12 @@
 package dirstore_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -64,5 +66,59 @@ func TestGroupCommit(t *testing.T) {
 	}
 	if l > writers/2 {
 		t.Errorf("%d concurrent Sets synced the manifest's log %d times: not shared", writers, l)
+	}
+}
+
+// TestDurableSetReverts: a durable Set's manifest commit runs while its
+// file is fsynced; when the fsync fails, the key gets its previous value
+// back at once (the store then refuses writes) and keeps it after a
+// reopen. The seeded bug that keeps the new entry is caught here.
+func TestDurableSetReverts(t *testing.T) {
+	run := func(t *testing.T, fresh bool) error {
+		var on atomic.Bool
+		fsys := faultFS(&on, errorfs.OpFileSync, syscall.EIO)
+		s, err := dirstore.Open("/s", &dirstore.Options{FS: fsys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "" // a new key is absent again
+		if !fresh {
+			want = "old"
+			if err := s.Set("k", []byte(want)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		on.Store(true)
+		if err := s.Set("k", []byte("new")); !errors.Is(err, syscall.EIO) || !errors.Is(err, dirstore.ErrFailed) {
+			t.Fatalf("Set = %v, want EIO and ErrFailed", err)
+		}
+		on.Store(false)
+		check := func(when string) error {
+			got, err := s.Get("k")
+			if want == "" && !errors.Is(err, dirstore.ErrNotFound) || want != "" && string(got) != want {
+				return fmt.Errorf("%s: Get = %q, %v; want %q", when, got, err, want)
+			}
+			if n := map[bool]int{true: 0, false: 1}[fresh]; s.Len() != n {
+				return fmt.Errorf("%s: Len = %d, want %d", when, s.Len(), n)
+			}
+			return nil
+		}
+		if err := check("after the failed Set"); err != nil {
+			s.Close()
+			return err
+		}
+		s.Close()
+		s = storetest.Open(t, "/s", &dirstore.Options{FS: fsys})
+		return check("after a reopen")
+	}
+	for _, fresh := range []bool{true, false} {
+		if err := run(t, fresh); err != nil {
+			t.Errorf("new key %v: %v", fresh, err)
+		}
+	}
+	restore := dirstore.SetMutation(dirstore.MutNoRevert)
+	defer restore()
+	if err := run(t, false); err == nil {
+		t.Error("the seeded bug that keeps a failed durable Set's entry went unnoticed")
 	}
 }

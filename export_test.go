@@ -1,5 +1,8 @@
 package dirstore
 
+// MutNoRevert is the seeded bug TestDurableSetReverts must catch.
+const MutNoRevert = mutNoRevert
+
 // Mutations the crash tests must catch (see mutation.go).
 var Mutations = map[string]int32{
 	"no file fsync":              mutNoFileSync,

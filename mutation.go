@@ -14,6 +14,7 @@ const (
 	mutRemoveTooEarly // the replaced file is removed before the manifest commit
 	mutSplitBatch     // recovery rolls back part of a batch of buffered writes
 	mutAloneIgnored   // recovery ignores the undo records of durable Sets in flight
+	mutNoRevert       // a durable Set whose file's fsync failed keeps its new entry
 
 	// Seeded bugs of the hardening against hostile conditions, which
 	// their own tests must catch (seeded_test.go).
