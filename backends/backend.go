@@ -145,7 +145,7 @@ type Options struct {
 	// succeeds without waiting when the data is in the page cache, and goes
 	// to the ring only on EAGAIN; reads of a descriptor whose probes keep
 	// succeeding use plain pread(2); and a read that would block waits in
-	// pread(2) in its own thread while no other read of the engine does.
+	// pread(2) in its own thread when no other read of the engine waits.
 	NoFastPath bool
 }
 

@@ -450,3 +450,40 @@ func BenchmarkWriteBuffered(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkReadEnginesRatio alternates the sync and uring engines, rounds
+// of 200 ms each, on the bench module's workloads: random 4 KiB reads of a
+// 256 MiB file in the page cache and of a 1 GiB file with O_DIRECT, from 1,
+// 32 and 1,024 goroutines sharing one File; it reports uring's rate over
+// sync's.
+func BenchmarkReadEnginesRatio(b *testing.B) {
+	es := engines(b)
+	if len(es) < 2 {
+		b.Skip("uring unavailable")
+	}
+	for _, direct := range []bool{false, true} {
+		size, flag := int64(cachedFileSize), os.O_RDONLY
+		if direct {
+			size, flag = directFileSize, os.O_RDONLY|unix.O_DIRECT
+		}
+		name := benchFile(b, size)
+		if !direct {
+			warmCache(b, name)
+		}
+		files := map[string]*backends.File{}
+		for _, e := range es {
+			f, done := openWith(b, e, name, flag)
+			defer done()
+			files[e.name] = f
+		}
+		for _, g := range []int{1, 32, 1024} {
+			b.Run(fmt.Sprintf("direct=%t/goroutines=%d", direct, g), func(b *testing.B) {
+				for range b.N {
+					ratioRounds(b, 5, []string{"sync", "uring"}, func(c string) float64 {
+						return timedReads(b, files[c], size, g, 200*time.Millisecond)
+					})
+				}
+			})
+		}
+	}
+}

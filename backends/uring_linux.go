@@ -41,9 +41,9 @@ import (
 //     a row, its reads use plain pread(2), which costs less again, with a
 //     probe in place of one read in hintSample to notice when the file
 //     leaves the page cache (readHints). A read that would block (a miss,
-//     or Direct) waits in pread(2) in its own thread when no other read of
-//     the engine does, and goes to the ring otherwise, so at most one
-//     thread is ever blocked in a read.
+//     or Direct) waits in pread(2) in its own thread when it is the only
+//     such read of the engine, and goes to the ring otherwise, so at most
+//     one thread is ever blocked in a read.
 //   - Writes without the Direct flag first try pwritev2 with RWF_NOWAIT.
 //   - Where the file system has no non-blocking buffered writes (ext4), the
 //     ring would pass every buffered write to a kernel io-wq thread; instead
@@ -71,7 +71,7 @@ type uringEngine struct {
 	shared        bool          // the Default engine: Close is a no-op
 	noWriteNowait atomic.Bool   // pwritev2(RWF_NOWAIT) said EOPNOTSUPP
 	inline        chan struct{} // semaphore of Options.InlineWriters; nil for none
-	blocking      atomic.Int32  // 1 while a read that would block waits in pread
+	waiting       atomic.Int32  // reads that would block, in pread or the ring
 	hints         readHints
 }
 
@@ -169,16 +169,18 @@ func (e *uringEngine) ReadAt(fd int, p []byte, off int64, flags Flags) (int, err
 			return n, errno
 		}
 	}
-	// The read would block. When no other read of this engine is blocked
-	// in a thread, this one waits in pread(2) on its own thread, which is
-	// what the ring's round trip through another goroutine costs more than
-	// at a depth of one; otherwise the ring, which holds no thread.
-	if e.blocking.Load() == 0 && e.blocking.CompareAndSwap(0, 1) {
+	// The read would block. Alone, it waits in pread(2) on its own thread:
+	// at a depth of one the ring's round trip through the reaping goroutine
+	// costs more, and there is nothing else for the thread or its P to do
+	// meanwhile. With other reads waiting, it goes to the ring, which
+	// holds no thread and leaves the P to the others.
+	if e.waiting.Add(1) == 1 {
 		m, err := preadFull(fd, p[n:], off+int64(n))
-		e.blocking.Store(0)
+		e.waiting.Add(-1)
 		return n + m, err
 	}
 	m, err := e.do(reqRead, fd, p[n:], off+int64(n))
+	e.waiting.Add(-1)
 	return n + m, err
 }
 
