@@ -42,20 +42,27 @@ import (
 //
 // # Memory
 //
-// Until File is called the block lives on the Go heap, grows like a slice
-// (by doubling) and gives memory back to the garbage collector when it is
-// truncated to less than a quarter of its capacity. A write that would make
-// the block larger than the address space fails; one that the machine cannot
-// back crashes the program with "out of memory", like any other allocation.
+// Until File is called the block grows like a slice (by doubling) and gives
+// memory back when it is truncated to less than a quarter of its capacity.
+// A small block lives on the Go heap. On Linux, a block that grows past
+// 4 MiB moves to an anonymous mapping of its own, which grows by moving
+// pages (mremap(2)) instead of copying bytes, and maps in the pages a
+// growing write fills with one system call instead of a fault per page; its memory is not part of the Go heap (runtime/metrics and GOGC do
+// not count it) and goes back to the system at Close, a Truncate to less
+// than a quarter, or some time after the MemFile becomes unreachable. A
+// write that would make the block larger than the address space fails; one
+// that the machine cannot back crashes the program with "out of memory",
+// like any other allocation.
 //
 // After File the bytes live in shared memory (the kernel counts them as
 // Shmem), where ranges never written, such as the gap left by a write past
 // the end, take no memory.
 //
-// Close need not be called for a MemFile that stays on the heap: the garbage
-// collector reclaims it. After File, Close releases the shared memory and
-// the mapping at once, instead of some time after the MemFile becomes
-// unreachable; files returned by File keep the bytes until they are closed.
+// Close need not be called: the garbage collector reclaims a MemFile and
+// its memory. For a block in a mapping (a large one, or any after File),
+// Close releases the memory at once, instead of some time after the
+// MemFile becomes unreachable; files returned by File keep the bytes until
+// they are closed.
 //
 // The zero value is an empty MemFile with an empty name, ready to use.
 type MemFile struct {
@@ -72,6 +79,9 @@ type MemFile struct {
 		modTime time.Time
 		closed  bool
 		mapped  *memfd // nil while the block is on the Go heap
+		// anon is the anonymous mapping that holds data once it has
+		// outgrown the heap, until File moves it to a memfd; nil otherwise.
+		anon *memAnon
 	}
 }
 
@@ -148,6 +158,10 @@ var (
 	errMemNotReadable    = &memError{"handle not open for reading", fs.ErrPermission}
 	errMemNotWritable    = &memError{"handle not open for writing", fs.ErrPermission}
 )
+
+// mutMemStaleTail is a seeded bug for the MemFile tests (see mutation.go):
+// a block moving to or growing in its mapping keeps stale bytes.
+const mutMemStaleTail = 100
 
 // memMaxSize bounds the size of a MemFile: the block must be addressable.
 const memMaxSize = math.MaxInt
@@ -264,6 +278,7 @@ func (m *MemFile) Close() error {
 	}
 	m.mu.closed = true
 	m.mu.data = nil
+	m.releaseAnonLocked()
 	if m.mu.mapped != nil {
 		m.releaseMappedLocked()
 	}
@@ -405,9 +420,15 @@ func (m *MemFile) writeLocked(p []byte, off int64) (int, error) {
 	return copy(m.mu.data[off:], p), nil
 }
 
-// growHeapLocked makes the heap block size bytes long. The new bytes before
-// dirty read as zeros; those from dirty on are about to be overwritten by the
-// caller, so they are not cleared first.
+// growHeapLocked makes the block size bytes long, while it is not in shared
+// memory. The new bytes before dirty read as zeros; those from dirty on are
+// about to be overwritten by the caller, so they are not cleared first.
+//
+// A block that outgrows memAnonMin moves out of the Go heap into an anonymous
+// mapping of its own (where the system has them, see memfile_linux.go),
+// which then grows in place or by moving its pages (mremap(2)) rather than by
+// copying its bytes into a block twice the size and leaving the old one to
+// the garbage collector.
 func (m *MemFile) growHeapLocked(size, dirty int64) error {
 	d := m.mu.data
 	if size <= int64(cap(d)) {
@@ -415,6 +436,7 @@ func (m *MemFile) growHeapLocked(size, dirty int64) error {
 			clear(d[len(d):hi])
 		}
 		m.mu.data = d[:size]
+		m.prefaultAnonLocked(dirty, size)
 		return nil
 	}
 	newCap := int64(cap(d))
@@ -423,12 +445,27 @@ func (m *MemFile) growHeapLocked(size, dirty int64) error {
 	} else {
 		newCap *= 2
 	}
-	nd, err := memMakeBlock(int(size), int(max(newCap, size, 512)))
+	newCap = max(newCap, size, 512)
+	if newCap >= memAnonMin {
+		// Bytes a Truncate left past the end are not zero, and the
+		// mapping keeps them.
+		if hi := min(int64(cap(d)), dirty); hi > int64(len(d)) && !mutated(mutMemStaleTail) {
+			clear(d[len(d):hi])
+		}
+		if nd, ok := m.growAnonLocked(size, newCap); ok {
+			m.mu.data = nd
+			m.prefaultAnonLocked(dirty, size)
+			return nil
+		}
+		// No mapping to be had: the heap may still have room.
+	}
+	nd, err := memMakeBlock(int(size), int(newCap))
 	if err != nil {
 		return err
 	}
 	copy(nd, d)
 	m.mu.data = nd
+	m.releaseAnonLocked()
 	return nil
 }
 
@@ -467,11 +504,15 @@ func (m *MemFile) truncate(op string, size int64) error {
 		}
 	case size < int64(cap(d)/4):
 		// Give most of the memory back, as a file system frees blocks.
+		if m.shrinkAnonLocked(size) {
+			break
+		}
 		if size == 0 {
 			m.mu.data = nil
 		} else {
 			m.mu.data = append([]byte(nil), d[:size]...)
 		}
+		m.releaseAnonLocked()
 	default:
 		m.mu.data = d[:size]
 	}

@@ -132,6 +132,7 @@ func (m *MemFile) toMemfdLocked() error {
 	f.cleanup = runtime.AddCleanup(m, (*memfd).release, f)
 	m.mu.mapped = f
 	m.mu.data = f.mapping[:len(data)]
+	m.releaseAnonLocked()
 	return nil
 }
 
@@ -299,4 +300,123 @@ func memfdCopyGuarded(dst, src []byte) (n int, ok bool) {
 	}()
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	return copy(dst, src), true
+}
+
+// memAnonMin is the capacity from which a MemFile's block moves out of the
+// Go heap into an anonymous mapping. Below it, a mapping per file would cost
+// more than the copies it saves; above it, growth moves pages instead of
+// copying bytes, and the old block is not left for the garbage collector to
+// find (and for the heap goal to count twice). (The mapping does not ask for
+// transparent huge pages: where the kernel compacts memory to find them,
+// the first writes into a fresh mapping took seconds per GiB here.)
+const memAnonMin = 4 << 20
+
+// memAnon is an anonymous private mapping that holds a MemFile's block.
+type memAnon struct {
+	mapping []byte // as returned by unix.Mmap or unix.Mremap: len == cap
+	cleanup runtime.Cleanup
+	// touched is where the pages that growing writes have faulted in end:
+	// the pages past it have never been written by one.
+	touched int64
+	// noPrefault is set once the kernel refuses MADV_POPULATE_WRITE.
+	noPrefault bool
+}
+
+func (a *memAnon) release() {
+	if a.mapping != nil {
+		unix.Munmap(a.mapping)
+		a.mapping = nil
+	}
+}
+
+// memPageRound rounds n up to a multiple of the page size, or returns false
+// if that overflows.
+func memPageRound(n int64) (int64, bool) {
+	page := int64(os.Getpagesize())
+	if n > memMaxSize-page {
+		return 0, false
+	}
+	return (n + page - 1) &^ (page - 1), true
+}
+
+// growAnonLocked returns the block, grown to capacity bytes (at least) of
+// an anonymous mapping, with length size; the bytes of the block before
+// its length are kept, those after it read as zeros unless the block was in
+// the mapping already and they are stale. It returns false if the system
+// refuses the mapping.
+func (m *MemFile) growAnonLocked(size, capacity int64) ([]byte, bool) {
+	n, ok := memPageRound(capacity)
+	if !ok {
+		return nil, false
+	}
+	if a := m.mu.anon; a != nil {
+		mapping, err := unix.Mremap(a.mapping, int(n), unix.MREMAP_MAYMOVE)
+		if err != nil {
+			return nil, false
+		}
+		a.mapping = mapping
+		return mapping[:size], true
+	}
+	mapping, err := unix.Mmap(-1, 0, int(n), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return nil, false
+	}
+	copy(mapping, m.mu.data)
+	a := &memAnon{mapping: mapping}
+	a.cleanup = runtime.AddCleanup(m, (*memAnon).release, a)
+	m.mu.anon = a
+	return mapping[:size], true
+}
+
+// shrinkAnonLocked cuts the mapping down to a size of size bytes, giving
+// the pages past it back to the system, and reports whether it did; it
+// does not when the block is on the heap, or when so small a block belongs
+// there.
+func (m *MemFile) shrinkAnonLocked(size int64) bool {
+	a := m.mu.anon
+	if a == nil || size < memAnonMin/2 {
+		return false
+	}
+	n, _ := memPageRound(size) // size < len(mapping): no overflow
+	mapping, err := unix.Mremap(a.mapping, int(n), 0)
+	if err != nil {
+		return false
+	}
+	a.mapping = mapping
+	a.touched = min(a.touched, n)
+	m.mu.data = mapping[:size]
+	return true
+}
+
+// prefaultAnonLocked maps in, with one system call, the pages of the
+// anonymous mapping from off to end that a growing write is about to
+// fill, rather than letting the copy into them take a page fault for each
+// (a 1 MiB write would take 256). It does nothing for a block elsewhere.
+func (m *MemFile) prefaultAnonLocked(off, end int64) {
+	a := m.mu.anon
+	if a == nil || a.noPrefault || end <= a.touched {
+		return
+	}
+	page := int64(os.Getpagesize())
+	from := max(off, a.touched) &^ (page - 1)
+	to := min(end+page-1, int64(len(a.mapping))) &^ (page - 1)
+	if to <= from {
+		return
+	}
+	// Only an optimization: kernels before 5.14 refuse it.
+	if err := unix.Madvise(a.mapping[from:to], unix.MADV_POPULATE_WRITE); err != nil && err != unix.EINTR {
+		a.noPrefault = true
+		return
+	}
+	a.touched = to
+}
+
+// releaseAnonLocked unmaps the anonymous mapping, if there is one; the
+// block must not be in it any more.
+func (m *MemFile) releaseAnonLocked() {
+	if a := m.mu.anon; a != nil {
+		a.cleanup.Stop()
+		a.release()
+		m.mu.anon = nil
+	}
 }

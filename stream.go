@@ -364,7 +364,7 @@ func (s *Stream) readAt(p []byte, off int64) (n int, err error) {
 			return n, io.EOF
 		}
 		q := p[n:min(len(p), n+s.chunk)]
-		m, hit, admit := s.cache.Get(s.id, snap, at, q)
+		m, hit, buf := s.cache.Lookup(s.id, snap, at, q)
 		if hit {
 			n += m
 			if m < len(q) {
@@ -373,14 +373,26 @@ func (s *Stream) readAt(p []byte, off int64) (n int, err error) {
 			continue
 		}
 		if !locked && !lock() {
+			if buf != nil {
+				s.cache.Release(buf)
+			}
 			return n, s.closedErr("read")
 		}
 		// A range not admitted (its first read) goes straight into q: no
-		// copy for the cache. An admitted one is stored.
+		// copy for the cache. An admitted one is read into the buffer the
+		// cache gave for it, copied into q from there, and stored.
 		gen := s.id.Gen() // before the read: see rangecache.Cache.Put
-		m, err := s.pread(q, at)
-		if admit && (err == nil || err == io.EOF) {
-			s.cache.Put(s.id, snap, gen, at, len(q), q[:m])
+		var err error
+		if buf == nil {
+			m, err = s.pread(q, at)
+		} else {
+			m, err = s.pread(buf, at)
+			copy(q, buf[:m])
+			if err == nil || err == io.EOF {
+				s.cache.PutBuffer(s.id, snap, gen, at, len(q), buf[:m])
+			} else {
+				s.cache.Release(buf)
+			}
 		}
 		n += m
 		if err != nil {

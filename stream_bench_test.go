@@ -3,6 +3,7 @@ package dirstore_test
 import (
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -403,4 +404,160 @@ func BenchmarkStreamScan(b *testing.B) {
 			}
 		})
 	}
+}
+
+// interleaved runs contenders in blocks of reads, every contender's block
+// next to the others' in time, rotating their order, and reports each
+// one's time relative to the first's (x-<first>) and per read (ns/read).
+// Drifts in the machine's speed and noise from other processes weigh on all
+// of them alike.
+func interleaved(b *testing.B, block int, names []string, run func(name string, i int)) {
+	total := make([]time.Duration, len(names))
+	reads := 0
+	for r := 0; b.Loop(); r++ {
+		for k := range names {
+			c := (r + k) % len(names)
+			start := time.Now()
+			for j := range block {
+				run(names[c], r*block+j)
+			}
+			total[c] += time.Since(start)
+		}
+		reads += block
+	}
+	for c, name := range names {
+		b.ReportMetric(float64(total[c].Nanoseconds())/float64(reads), name+"-ns/read")
+		if c > 0 {
+			b.ReportMetric(float64(total[c])/float64(total[0]), name+"-x-"+names[0])
+		}
+	}
+}
+
+// BenchmarkStreamMissFloor measures a 4 KiB store-on-miss ReadAt (a Cache
+// from NewCache, immutable and mutable Streams) against its floor, a pread
+// plus one copy of the result into an 8 MiB ring of buffers with no
+// bookkeeping (floor), and against a plain pread, interleaved in blocks of
+// 64 reads. Every read is of a range read last 16,384 reads earlier, long
+// evicted from the 8 MiB cache, of a 64 MiB file in the page cache.
+func BenchmarkStreamMissFloor(b *testing.B) {
+	const size, n = 64 << 20, benchBlock
+	path := benchFile(b, size)
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	ring := make([][]byte, (8<<20)/n)
+	for i := range ring {
+		ring[i] = make([]byte, n)
+	}
+	immutable := openStream(b, path, os.O_RDONLY, &dirstore.StreamOptions{Immutable: true, Cache: dirstore.NewCache(8 << 20)})
+	mutable := openStream(b, path, os.O_RDONLY, &dirstore.StreamOptions{Cache: dirstore.NewCache(8 << 20)})
+	p := make([]byte, n)
+	const blocks = size / n
+	// Each contender reads its own quarter of the blocks in turn, so that
+	// none finds the pages another has just brought into the CPU's caches.
+	names := []string{"floor", "pread", "immutable", "mutable"}
+	offset := func(c, i int) int64 { return int64((c*blocks/4+i)%blocks) * n }
+	interleaved(b, 64, names, func(name string, i int) {
+		switch name {
+		case "floor":
+			if m, err := unix.Pread(fd, p, offset(0, i)); m != n || err != nil {
+				b.Fatal(m, err)
+			}
+			copy(ring[i%len(ring)], p)
+		case "pread":
+			if m, err := unix.Pread(fd, p, offset(1, i)); m != n || err != nil {
+				b.Fatal(m, err)
+			}
+		case "immutable":
+			if _, err := immutable.ReadAt(p, offset(2, i)); err != nil {
+				b.Fatal(err)
+			}
+		case "mutable":
+			if _, err := mutable.ReadAt(p, offset(3, i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkStreamMix measures 4 KiB ReadAts on a mutable Stream (the
+// default: an fstat per read) with a 16 MiB Cache, 90% of them among 1,024
+// hot blocks that the cache holds and 10% anywhere in a 256 MiB file in the
+// page cache (misses, stored), against pread of the same offsets,
+// interleaved in blocks of 64 reads. An immutable Stream is shown beside it,
+// and the floor of a mutable Stream with a copying cache (see floor below).
+func BenchmarkStreamMix(b *testing.B) {
+	const size, n, hot = 256 << 20, benchBlock, 1024
+	path := benchFile(b, size)
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	mutable := openStream(b, path, os.O_RDONLY, &dirstore.StreamOptions{Cache: dirstore.NewCache(16 << 20)})
+	immutable := openStream(b, path, os.O_RDONLY, &dirstore.StreamOptions{Immutable: true, Cache: dirstore.NewCache(16 << 20)})
+	p := make([]byte, n)
+	for i := range hot {
+		for _, s := range []*dirstore.Stream{mutable, immutable} {
+			if _, err := s.ReadAt(p, int64(i)*n); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 5))
+	offs := make([]int64, 1<<16)
+	for i := range offs {
+		if rng.IntN(10) == 0 {
+			offs[i] = rng.Int64N(size/n) * n
+		} else {
+			offs[i] = rng.Int64N(hot) * n
+		}
+	}
+	// The floor of a mutable Stream with any cache that copies: an fstat
+	// per read, a copy of 4 KiB out of cache memory on a hit, and a pread
+	// plus a copy into cache memory on a miss, with no bookkeeping at all.
+	hotBufs := make([][]byte, hot)
+	for i := range hotBufs {
+		hotBufs[i] = make([]byte, n)
+	}
+	ring := make([][]byte, (16<<20)/n-hot)
+	for i := range ring {
+		ring[i] = make([]byte, n)
+	}
+	var st unix.Stat_t
+	interleaved(b, 64, []string{"pread", "mutable", "immutable", "floor"}, func(name string, i int) {
+		off := offs[i%len(offs)]
+		var err error
+		switch name {
+		case "floor":
+			if err = unix.Fstat(fd, &st); err != nil {
+				break
+			}
+			if off < hot*n {
+				copy(p, hotBufs[off/n])
+				break
+			}
+			var m int
+			if m, err = unix.Pread(fd, p, off); m != n {
+				b.Fatal(m, err)
+			}
+			copy(ring[i%len(ring)], p)
+		case "pread":
+			var m int
+			if m, err = unix.Pread(fd, p, off); m != n {
+				b.Fatal(m, err)
+			}
+		case "mutable":
+			_, err = mutable.ReadAt(p, off)
+		case "immutable":
+			_, err = immutable.ReadAt(p, off)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	})
 }

@@ -139,11 +139,13 @@ type Options struct {
 	// negative sends such writes to the ring.
 	InlineWriters int
 
-	// NoFastPath turns off the page-cache fast path: by default a read or
-	// write on a descriptor without the Direct flag first tries
+	// NoFastPath sends every read and write through the ring. By default a
+	// read or write on a descriptor without the Direct flag first tries
 	// preadv2/pwritev2 with RWF_NOWAIT in the calling goroutine, which
 	// succeeds without waiting when the data is in the page cache, and goes
-	// to the ring only on EAGAIN.
+	// to the ring only on EAGAIN; reads of a descriptor whose probes keep
+	// succeeding use plain pread(2); and a read that would block waits in
+	// pread(2) in its own thread when no other read of the engine waits.
 	NoFastPath bool
 }
 

@@ -296,8 +296,9 @@ func median(v []float64) float64 {
 // (the baseline), and uring relative to fio when fio ran.
 func ratioRounds(b *testing.B, rounds int, contenders []string, run func(name string) float64) {
 	rates := map[string][]float64{}
-	for range rounds {
-		for _, c := range contenders {
+	for r := range rounds {
+		for k := range contenders {
+			c := contenders[(r+k)%len(contenders)] // rotate the order
 			rates[c] = append(rates[c], run(c))
 		}
 	}
@@ -449,4 +450,85 @@ func BenchmarkWriteBuffered(b *testing.B) {
 			wg.Wait()
 		})
 	}
+}
+
+// BenchmarkReadEnginesRatio alternates the sync and uring engines, rounds
+// of 200 ms each, on the bench module's workloads: random 4 KiB reads of a
+// 256 MiB file in the page cache and of a 1 GiB file with O_DIRECT, from 1,
+// 32 and 1,024 goroutines sharing one File; it reports uring's rate over
+// sync's.
+func BenchmarkReadEnginesRatio(b *testing.B) {
+	es := engines(b)
+	if len(es) < 2 {
+		b.Skip("uring unavailable")
+	}
+	for _, direct := range []bool{false, true} {
+		size, flag := int64(cachedFileSize), os.O_RDONLY
+		if direct {
+			size, flag = directFileSize, os.O_RDONLY|unix.O_DIRECT
+		}
+		name := benchFile(b, size)
+		if !direct {
+			warmCache(b, name)
+		}
+		files := map[string]*backends.File{}
+		for _, e := range es {
+			f, done := openWith(b, e, name, flag)
+			defer done()
+			files[e.name] = f
+		}
+		for _, g := range []int{1, 32, 1024} {
+			b.Run(fmt.Sprintf("direct=%t/goroutines=%d", direct, g), func(b *testing.B) {
+				for range b.N {
+					ratioRounds(b, 5, []string{"sync", "uring"}, func(c string) float64 {
+						return timedReads(b, files[c], size, g, 200*time.Millisecond)
+					})
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkReadCachedPaired reads random 4 KiB blocks of a 256 MiB file in
+// the page cache from one goroutine, through the sync engine and the uring
+// engine in turn, 3,000 reads each, rotating which goes first, and
+// reports the median and quartiles over rounds of uring's speed relative
+// to sync's in the same round. Short paired rounds ride out the load of a
+// shared machine better than a few long ones.
+func BenchmarkReadCachedPaired(b *testing.B) {
+	es := engines(b)
+	if len(es) < 2 {
+		b.Skip("uring unavailable")
+	}
+	name := benchFile(b, cachedFileSize)
+	warmCache(b, name)
+	files := map[string]*backends.File{}
+	for _, e := range es {
+		f, done := openWith(b, e, name, os.O_RDONLY)
+		defer done()
+		files[e.name] = f
+	}
+	order := []string{"sync", "uring"}
+	p := make([]byte, 4096)
+	var ratios []float64
+	for r := 0; b.Loop(); r++ {
+		var d [2]time.Duration
+		for k := range 2 {
+			i := (r + k) % 2
+			f := files[order[i]]
+			start := time.Now()
+			for range 3000 {
+				off := rand.Int64N(cachedFileSize/4096) * 4096
+				if n, err := f.ReadAt(p, off); n != len(p) || err != nil {
+					b.Fatal(n, err)
+				}
+			}
+			d[i] = time.Since(start)
+		}
+		ratios = append(ratios, float64(d[0])/float64(d[1]))
+	}
+	slices.Sort(ratios)
+	b.ReportMetric(ratios[len(ratios)/2], "uring/sync")
+	b.ReportMetric(ratios[len(ratios)/4], "uring/sync-p25")
+	b.ReportMetric(ratios[len(ratios)*3/4], "uring/sync-p75")
 }

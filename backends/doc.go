@@ -22,7 +22,9 @@
 //     goroutine per ring waits for completions through an eventfd and Go's
 //     netpoller. No thread waits per request. Reads and writes of data in the
 //     page cache take a fast path, preadv2/pwritev2 with RWF_NOWAIT in the
-//     calling goroutine, and go to the ring only when that would block.
+//     calling goroutine, and go to the ring only when that would block; a
+//     descriptor whose reads keep finding the page cache is read with plain
+//     pread, and a lone read that would block waits in pread too.
 //     Build with the nouring tag to leave it out.
 //
 // Default picks the best engine that works on this machine, at run time:

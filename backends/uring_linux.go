@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"sync"
@@ -33,9 +34,17 @@ import (
 //     their goroutines. Submitters also reap what completed inline.
 //   - At most Options.QueueDepth requests per ring are in flight; more wait
 //     in a FIFO in user space, so the completion queue never overflows.
-//   - Reads and writes without the Direct flag first try preadv2/pwritev2
-//     with RWF_NOWAIT in the calling goroutine: a page-cache hit then costs
-//     one system call and no hand-off.
+//   - Reads take the cheapest path the engine knows for them. Without the
+//     Direct flag, a read tries preadv2(RWF_NOWAIT) in the calling
+//     goroutine: a page-cache hit then costs one system call and no
+//     hand-off. Once a descriptor's probes have all succeeded many times in
+//     a row, its reads use plain pread(2), which costs less again, with a
+//     probe in place of one read in hintSample to notice when the file
+//     leaves the page cache (readHints). A read that would block (a miss,
+//     or Direct) waits in pread(2) in its own thread when it is the only
+//     such read of the engine, and goes to the ring otherwise, so at most
+//     one thread is ever blocked in a read.
+//   - Writes without the Direct flag first try pwritev2 with RWF_NOWAIT.
 //   - Where the file system has no non-blocking buffered writes (ext4), the
 //     ring would pass every buffered write to a kernel io-wq thread; instead
 //     at most Options.InlineWriters callers at a time write with pwrite(2)
@@ -62,6 +71,8 @@ type uringEngine struct {
 	shared        bool          // the Default engine: Close is a no-op
 	noWriteNowait atomic.Bool   // pwritev2(RWF_NOWAIT) said EOPNOTSUPP
 	inline        chan struct{} // semaphore of Options.InlineWriters; nil for none
+	waiting       atomic.Int32  // reads that would block, in pread or the ring
+	hints         readHints
 }
 
 var _ Backend = (*uringEngine)(nil)
@@ -121,30 +132,77 @@ func (e *uringEngine) ReadAt(fd int, p []byte, off int64, flags Flags) (int, err
 	if off < 0 {
 		return 0, unix.EINVAL
 	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if e.opts.NoFastPath {
+		return e.do(reqRead, fd, p, off)
+	}
 	n := 0
-	if !e.opts.NoFastPath && flags&Direct == 0 {
-	fast:
-		for n < len(p) {
-			m, errno := rwv2(unix.SYS_PREADV2, fd, p[n:min(len(p), n+maxRW)], off+int64(n))
-			switch errno {
-			case 0:
-				if m == 0 {
-					return n, io.EOF
-				}
-				n += m
-			case unix.EINTR:
-			case unix.EAGAIN, unix.EOPNOTSUPP, unix.ENOSYS, unix.EINVAL:
-				break fast // not in the page cache, or no RWF_NOWAIT here
-			default:
-				return n, errno
+	if flags&Direct == 0 {
+		h := e.hints.of(fd)
+		v := h.Load()
+		if v == hintPlain && rand.Uint32()%hintSample != 0 {
+			// This descriptor's reads have kept hitting the page cache:
+			// pread(2) is the cheapest read there is.
+			return preadFull(fd, p, off)
+		}
+		// Probe without blocking: the page cache or EAGAIN.
+		var errno unix.Errno
+		n, errno = readNowait(fd, p, off)
+		switch errno {
+		case 0:
+			if n < len(p) {
+				return n, io.EOF
 			}
+			if v < hintPlain {
+				h.Store(v + 1) // a lost update only delays the switch
+			}
+			return n, nil
+		case unix.EAGAIN:
+			if v != 0 && !seededStickyHint {
+				h.Store(0)
+			}
+		case unix.EOPNOTSUPP, unix.ENOSYS, unix.EINVAL:
+			// No RWF_NOWAIT here: the ring, as for a miss.
+		default:
+			return n, errno
 		}
 	}
-	if n == len(p) {
-		return n, nil
+	// The read would block. Alone, it waits in pread(2) on its own thread:
+	// at a depth of one the ring's round trip through the reaping goroutine
+	// costs more, and there is nothing else for the thread or its P to do
+	// meanwhile. With other reads waiting, it goes to the ring, which
+	// holds no thread and leaves the P to the others.
+	if e.waiting.Add(1) == 1 {
+		m, err := preadFull(fd, p[n:], off+int64(n))
+		e.waiting.Add(-1)
+		return n + m, err
 	}
 	m, err := e.do(reqRead, fd, p[n:], off+int64(n))
+	e.waiting.Add(-1)
 	return n + m, err
+}
+
+// readNowait reads p at off with preadv2(RWF_NOWAIT) until p is full, the
+// file ends (a short count and no error) or an error: EAGAIN where the
+// page cache does not hold the rest.
+func readNowait(fd int, p []byte, off int64) (int, unix.Errno) {
+	n := 0
+	for n < len(p) {
+		m, errno := rwv2(unix.SYS_PREADV2, fd, p[n:min(len(p), n+maxRW)], off+int64(n))
+		switch errno {
+		case 0:
+			if m == 0 {
+				return n, 0
+			}
+			n += m
+		case unix.EINTR:
+		default:
+			return n, errno
+		}
+	}
+	return n, 0
 }
 
 func (e *uringEngine) WriteAt(fd int, p []byte, off int64, flags Flags) (int, error) {
@@ -764,3 +822,27 @@ func rwv2(trap uintptr, fd int, p []byte, off int64) (int, unix.Errno) {
 	}
 	return int(n), 0
 }
+
+// readHints learns, per descriptor, whether reads keep finding the page
+// cache. An entry counts the RWF_NOWAIT probes that succeeded in a row, up
+// to hintPlain, from which the descriptor's reads use plain pread(2) and
+// only one in hintSample probes; a probe that finds a page missing (EAGAIN)
+// sets it back to 0. Entries are indexed by the descriptor, so a number
+// reused for another file, or shared with one hintSlots apart, starts from
+// the hint of the old one: it costs at most hintSample reads that block in
+// pread before the next probe corrects it. The entries are written only
+// while a descriptor is being learned, so reads of a learned one share
+// their cache line without bouncing it between cores.
+type readHints [hintSlots]atomic.Uint32
+
+const (
+	hintSlots  = 1 << 12
+	hintPlain  = 64 // probes that succeed in a row before plain reads
+	hintSample = 64 // plain reads per probe
+)
+
+// seededStickyHint is a seeded bug for the tests: a probe that finds a page
+// missing leaves the hint as it is.
+var seededStickyHint bool
+
+func (h *readHints) of(fd int) *atomic.Uint32 { return &h[uint(fd)%hintSlots] }

@@ -193,27 +193,48 @@ func (c *Cache) MaxBytes() int64 { return c.max }
 // the file's record does not match it and the Ident's generation, every
 // entry of the file is dropped.
 func (c *Cache) Get(id *Ident, snap Snapshot, off int64, p []byte) (n int, hit, admit bool) {
+	n, hit, admit, _ = c.get(id, snap, off, p, false)
+	return n, hit, admit
+}
+
+// Lookup is Get that, on a miss it admits, also returns a buffer of
+// len(p) bytes for the caller to read the range into and hand to
+// PutBuffer (or Release): reading into the cache's memory and copying
+// from there into p, both in cache, costs less than reading into p and
+// copying into memory that was the least recently used in the cache.
+func (c *Cache) Lookup(id *Ident, snap Snapshot, off int64, p []byte) (n int, hit bool, buf []byte) {
+	n, hit, _, buf = c.get(id, snap, off, p, true)
+	return n, hit, buf
+}
+
+func (c *Cache) get(id *Ident, snap Snapshot, off int64, p []byte, wantBuf bool) (n int, hit, admit bool, buf []byte) {
 	k := key{id.id, off, int64(len(p))}
 	c.mu.Lock()
 	e, ok := c.lru.Get(k)
 	if !ok {
 		c.stats.Misses++
 		admit = c.admit == AdmitAll || c.ghosts.seen(k)
+		if admit && wantBuf && int64(len(p)) <= c.max {
+			buf = c.bufLocked(len(p))
+		}
 		c.mu.Unlock()
-		return 0, false, admit
+		return 0, false, admit, buf
 	}
 	if r := e.rec; r.snap != snap || r.gen != id.gen.Load() {
 		c.dropRecLocked(r)
 		c.stats.Misses++
+		if wantBuf && int64(len(p)) <= c.max {
+			buf = c.bufLocked(len(p))
+		}
 		c.mu.Unlock()
-		return 0, false, true // it was in the cache: reused
+		return 0, false, true, buf // it was in the cache: reused
 	}
 	c.stats.Hits++
 	data := e.data
 	if len(data) <= SmallEntry {
 		n = copy(p, data)
 		c.mu.Unlock()
-		return n, true, false
+		return n, true, false, nil
 	}
 	e.readers++
 	c.mu.Unlock()
@@ -224,7 +245,7 @@ func (c *Cache) Get(id *Ident, snap Snapshot, off int64, p []byte) (n int, hit, 
 		c.spareLocked(e)
 	}
 	c.mu.Unlock()
-	return n, true, false
+	return n, true, false, nil
 }
 
 // Put stores data, the result of reading n bytes at off (shorter than n if
@@ -232,19 +253,49 @@ func (c *Cache) Get(id *Ident, snap Snapshot, off int64, p []byte) (n int, hit, 
 // Ident's generation has moved since, the result is discarded. data is
 // copied.
 func (c *Cache) Put(id *Ident, snap Snapshot, gen uint64, off int64, n int, data []byte) {
+	c.put(id, snap, gen, off, n, data, false)
+}
+
+// PutBuffer is Put of data read into a buffer that Lookup returned (data is
+// a prefix of it). The cache keeps the buffer, or recycles it, instead of
+// copying data; the caller must not use it afterwards.
+func (c *Cache) PutBuffer(id *Ident, snap Snapshot, gen uint64, off int64, n int, data []byte) {
+	c.put(id, snap, gen, off, n, data, true)
+}
+
+// Release gives back a buffer that Lookup returned and that is not to be
+// stored.
+func (c *Cache) Release(buf []byte) {
+	c.mu.Lock()
+	c.recycleLocked(buf)
+	c.mu.Unlock()
+}
+
+func (c *Cache) put(id *Ident, snap Snapshot, gen uint64, off int64, n int, data []byte, owned bool) {
 	if len(data) == 0 || int64(len(data)) > c.max || len(data) > n {
+		if owned && cap(data) > 0 {
+			c.Release(data[:cap(data)])
+		}
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if id.gen.Load() != gen {
+		if owned {
+			c.recycleLocked(data[:cap(data)])
+		}
 		return
 	}
 	c.makeRoomLocked(len(data))
-	buf := c.bufLocked(len(data))
-	if len(data) <= SmallEntry {
+	var buf []byte
+	switch {
+	case owned:
+		buf = data[:len(data):len(data)]
+	case len(data) <= SmallEntry:
+		buf = c.bufLocked(len(data))
 		copy(buf, data)
-	} else {
+	default:
+		buf = c.bufLocked(len(data))
 		c.mu.Unlock()
 		copy(buf, data) // a long copy, outside the lock
 		c.mu.Lock()

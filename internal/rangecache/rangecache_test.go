@@ -631,3 +631,63 @@ func TestGhostsBucketOverflow(t *testing.T) {
 		}
 	}
 }
+
+// Lookup hands out a buffer for an admitted miss only; PutBuffer keeps it
+// as the entry, without a copy; a buffer whose result is discarded or
+// released goes back to the cache for the next miss; and nothing of the
+// budget leaks along the way.
+func TestCacheLookupBuffer(t *testing.T) {
+	c := New(1<<10, AdmitAll)
+	id := newIdent(t)
+	snap := Snapshot{Size: 10, Mtime: 1}
+	p := make([]byte, 4)
+	n, hit, buf := c.Lookup(id, snap, 0, p)
+	if n != 0 || hit || len(buf) != 4 {
+		t.Fatalf("Lookup of a miss = %d, %v, %d-byte buffer", n, hit, len(buf))
+	}
+	copy(buf, "abcd")
+	c.PutBuffer(id, snap, id.Gen(), 0, 4, buf)
+	if e, ok := c.lru.Peek(key{id.id, 0, 4}); !ok || &e.data[0] != &buf[0] {
+		t.Fatal("PutBuffer copied the buffer instead of keeping it")
+	}
+	if got, ok := get(c, id, snap, 0, 4); !ok || got != "abcd" {
+		t.Fatalf("Get = %q, %v", got, ok)
+	}
+	if n, hit, buf := c.Lookup(id, snap, 0, p); n != 4 || !hit || buf != nil || string(p) != "abcd" {
+		t.Fatalf("Lookup of a hit = %d, %v, %q, buffer %v", n, hit, p, buf != nil)
+	}
+
+	// The file ends inside the range: the short result is an entry.
+	_, _, buf = c.Lookup(id, snap, 8, make([]byte, 4))
+	copy(buf, "ij")
+	c.PutBuffer(id, snap, id.Gen(), 8, 4, buf[:2])
+	if got, ok := get(c, id, snap, 8, 4); !ok || got != "ij" {
+		t.Fatalf("Get of a short entry = %q, %v", got, ok)
+	}
+
+	// A result read across a write is discarded, and its buffer reused.
+	gen := id.Gen()
+	_, _, buf = c.Lookup(id, snap, 4, p)
+	id.Bump()
+	c.PutBuffer(id, snap, gen, 4, 4, buf)
+	if _, ok := get(c, id, snap, 4, 4); ok {
+		t.Fatal("a result read across a write was stored")
+	}
+	if _, _, again := c.Lookup(id, snap, 4, make([]byte, 4)); &again[0] != &buf[0] {
+		t.Error("the discarded buffer was not reused")
+	} else {
+		c.Release(again)
+	}
+	if _, _, again := c.Lookup(id, snap, 4, make([]byte, 4)); &again[0] != &buf[0] {
+		t.Error("the released buffer was not reused")
+	}
+
+	// Not admitted (a first read under AdmitReused): no buffer.
+	r := New(1<<10, AdmitReused)
+	if _, hit, buf := r.Lookup(id, snap, 0, p); hit || buf != nil {
+		t.Fatalf("Lookup of a first read = %v, buffer %v", hit, buf != nil)
+	}
+	if st := c.Stats(); st.Bytes != 6 || st.Entries != 2 {
+		t.Fatalf("stats %+v, want 2 entries of 6 bytes", st)
+	}
+}
