@@ -140,6 +140,8 @@ type Options struct {
 	ReadOnly bool
 	// CacheSize is the size of pebble's block cache in bytes; 0 = 8 MiB.
 	CacheSize int64
+
+	creating bool // Open is create's, in a directory of its own
 }
 
 // DB is an open manifest. Its methods are safe for concurrent use.
@@ -163,10 +165,15 @@ func Open(dir string, o Options) (*DB, error) {
 	if o.CacheSize == 0 {
 		o.CacheSize = 8 << 20
 	}
+	if !o.ReadOnly && !o.creating {
+		if err := create(dir, o); err != nil {
+			return nil, err
+		}
+	}
 	cache := pebble.NewCache(o.CacheSize)
 	defer cache.Unref()
 	d := &DB{}
-	d.fs = &fenceFS{FS: o.FS, onFail: d.failed}
+	d.fs = &fenceFS{FS: orderedFS{o.FS}, onFail: d.failed}
 	popts := &pebble.Options{
 		FS:                 d.fs,
 		Cache:              cache,
