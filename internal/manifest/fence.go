@@ -113,17 +113,17 @@ func (f *fenceFS) materialize(p string) error {
 }
 
 // wrap makes a writable real file drop its writes once fenced.
-func (f *fenceFS) wrap(file vfs.File, err error) (vfs.File, error) {
+func (f *fenceFS) wrap(name string, file vfs.File, err error) (vfs.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fencedFile{File: file, fs: f}, nil
+	return &fencedFile{File: file, fs: f, name: name}, nil
 }
 
 func (f *fenceFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
 	if !f.fenced.Load() {
 		if file, err := f.FS.Create(name, c); !f.trip(err) {
-			return f.wrap(file, err)
+			return f.wrap(name, file, err)
 		}
 	}
 	f.mu.Lock()
@@ -173,7 +173,7 @@ func (f *fenceFS) Open(name string, opts ...vfs.OpenOption) (vfs.File, error) {
 func (f *fenceFS) OpenReadWrite(name string, c vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
 	if !f.fenced.Load() {
 		if file, err := f.FS.OpenReadWrite(name, c, opts...); !f.trip(err) {
-			return f.wrap(file, err)
+			return f.wrap(name, file, err)
 		}
 	}
 	f.mu.Lock()
@@ -188,7 +188,9 @@ func (f *fenceFS) OpenReadWrite(name string, c vfs.DiskWriteCategory, opts ...vf
 func (f *fenceFS) OpenDir(name string) (vfs.File, error) {
 	if !f.fenced.Load() {
 		if file, err := f.FS.OpenDir(name); !f.trip(err) {
-			return f.wrap(file, err)
+			// A directory's syncs are dropped once fenced; it has no
+			// bytes to keep.
+			return f.wrap("", file, err)
 		}
 	}
 	f.mu.Lock()
@@ -271,7 +273,7 @@ func (f *fenceFS) renameLocked(oldname, newname string) error {
 func (f *fenceFS) ReuseForWrite(oldname, newname string, c vfs.DiskWriteCategory) (vfs.File, error) {
 	if !f.fenced.Load() {
 		if file, err := f.FS.ReuseForWrite(oldname, newname, c); !f.trip(err) {
-			return f.wrap(file, err)
+			return f.wrap(newname, file, err)
 		}
 	}
 	// The old file's bytes are to be written over: it need not be copied.
@@ -341,52 +343,167 @@ func (f *fenceFS) Stat(name string) (vfs.FileInfo, error) {
 func (f *fenceFS) Unwrap() vfs.FS { return f.FS }
 
 // fencedFile is a writable file of the real file system. A failed change
-// fences the FS; once it is fenced, writes and syncs are dropped (reported
-// done, as they would be lost in a crash).
+// fences the FS; from then on the file lives in memory: what was written to
+// it so far is copied from the real file, and every later write (the one
+// that failed included) goes to the copy, which the fenced FS serves to
+// readers. Pebble thus reads back whole what it believes it wrote (a table
+// whose flush failed half way is installed in its in-memory version, and
+// reads of it must not meet the partial file on disk), while the real file
+// stays as a crash at the fence would have left it.
 type fencedFile struct {
 	vfs.File
-	fs *fenceFS
+	fs   *fenceFS
+	name string
+
+	mu   sync.Mutex
+	off  int64    // where the next Write goes
+	size int64    // the end of what was written
+	mem  vfs.File // the in-memory copy, once fenced
 }
 
-// do runs op unless the FS is fenced, and fences it if op fails.
-func (f *fencedFile) do(op func() error) {
-	if !f.fs.fenced.Load() {
-		f.fs.trip(op())
+// memLocked returns the in-memory copy, making it if the FS is fenced, or
+// nil while it is not. f.mu is held.
+func (f *fencedFile) memLocked() vfs.File {
+	if f.mem != nil || !f.fs.fenced.Load() {
+		return f.mem
 	}
+	if f.name == "" {
+		f.mem = nopFile{}
+		return f.mem
+	}
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.fs.mem.MkdirAll(f.fs.FS.PathDir(f.name), 0o755); err != nil {
+		panic(err) // MemFS's MkdirAll does not fail on a fresh path
+	}
+	dst, err := f.fs.mem.Create(f.name, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		panic(err)
+	}
+	if mutated(mutFenceDropsWrites) {
+		f.mem = dst
+		return dst
+	}
+	// The bytes written before the fence are in the real file (in the page
+	// cache at least), up to where pebble's writes reached.
+	if f.size > 0 {
+		if src, err := f.fs.FS.Open(f.name); err == nil {
+			_, _ = io.Copy(dst, io.LimitReader(src, f.size))
+			src.Close()
+		}
+	}
+	f.fs.inMem[f.name] = true
+	f.mem = dst
+	return dst
+}
+
+// write runs op on the real file unless the FS is fenced, fences it if op
+// fails, and then does what op did on the in-memory copy instead.
+func (f *fencedFile) write(op func(vfs.File) error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if m := f.memLocked(); m != nil {
+		_ = op(m)
+		return
+	}
+	if !f.fs.trip(op(f.File)) {
+		return
+	}
+	_ = op(f.memLocked())
 }
 
 func (f *fencedFile) Write(p []byte) (int, error) {
-	f.do(func() error { _, err := f.File.Write(p); return err })
+	f.write(func(file vfs.File) (err error) {
+		if file == f.File {
+			_, err = file.Write(p)
+		} else {
+			_, err = file.WriteAt(p, f.off)
+		}
+		return err
+	})
+	f.mu.Lock()
+	f.off += int64(len(p))
+	f.size = max(f.size, f.off)
+	f.mu.Unlock()
 	return len(p), nil
 }
 
 func (f *fencedFile) WriteAt(p []byte, off int64) (int, error) {
-	f.do(func() error { _, err := f.File.WriteAt(p, off); return err })
+	f.write(func(file vfs.File) error { _, err := file.WriteAt(p, off); return err })
+	f.mu.Lock()
+	f.size = max(f.size, off+int64(len(p)))
+	f.mu.Unlock()
 	return len(p), nil
 }
 
 func (f *fencedFile) Preallocate(off, n int64) error {
-	f.do(func() error { return f.File.Preallocate(off, n) })
+	f.write(func(file vfs.File) error {
+		if file != f.File {
+			return nil
+		}
+		return file.Preallocate(off, n)
+	})
 	return nil
 }
 
 func (f *fencedFile) Sync() error {
-	f.do(f.File.Sync)
+	f.write(func(file vfs.File) error { return file.Sync() })
 	return nil
 }
 
 func (f *fencedFile) SyncData() error {
-	f.do(f.File.SyncData)
+	f.write(func(file vfs.File) error { return file.SyncData() })
 	return nil
 }
 
 func (f *fencedFile) SyncTo(n int64) (bool, error) {
 	full := true
-	f.do(func() (err error) { full, err = f.File.SyncTo(n); return err })
+	f.write(func(file vfs.File) (err error) {
+		if file == f.File {
+			full, err = file.SyncTo(n)
+		}
+		return err
+	})
 	return full, nil
 }
 
+func (f *fencedFile) ReadAt(p []byte, off int64) (int, error) {
+	f.mu.Lock()
+	m := f.mem
+	f.mu.Unlock()
+	if m != nil && f.name != "" {
+		return m.ReadAt(p, off)
+	}
+	return f.File.ReadAt(p, off)
+}
+
+func (f *fencedFile) Stat() (vfs.FileInfo, error) {
+	f.mu.Lock()
+	m := f.mem
+	f.mu.Unlock()
+	if m != nil && f.name != "" {
+		return m.Stat()
+	}
+	return f.File.Stat()
+}
+
+// nopFile stands for a fenced directory: its syncs are dropped.
+type nopFile struct{ vfs.File }
+
+func (nopFile) Sync() error                        { return nil }
+func (nopFile) SyncData() error                    { return nil }
+func (nopFile) SyncTo(int64) (bool, error)         { return true, nil }
+func (nopFile) Close() error                       { return nil }
+func (nopFile) WriteAt([]byte, int64) (int, error) { return 0, nil }
+func (nopFile) Write(p []byte) (int, error)        { return len(p), nil }
+
 func (f *fencedFile) Close() error {
+	f.mu.Lock()
+	m := f.mem
+	f.mu.Unlock()
+	if m != nil {
+		_ = m.Close()
+	}
 	if err := f.File.Close(); err != nil && !f.fs.fenced.Load() {
 		f.fs.trip(err)
 	}
