@@ -9,6 +9,10 @@ var Mutations = map[string]int32{
 	"batch rolled back in part":  mutSplitBatch,
 }
 
+// MutReserveKept is the seeded bug the full-disk tests must catch: the
+// emergency reserve is never released.
+const MutReserveKept = mutReserveKept
+
 // ApplyBuffered writes what a NoSync store's write buffer holds to files
 // and the manifest, without making it durable.
 func (s *Store) ApplyBuffered() error { return s.applyBuffered() }

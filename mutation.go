@@ -13,6 +13,7 @@ const (
 	mutNoManifestSync // the manifest commit is not synced
 	mutRemoveTooEarly // the replaced file is removed before the manifest commit
 	mutSplitBatch     // recovery rolls back part of a batch of buffered writes
+	mutReserveKept    // the emergency reserve is never released
 )
 
 func mutated(m int32) bool { return mutation.Load() == m }

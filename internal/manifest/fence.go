@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -29,6 +31,10 @@ import (
 type fenceFS struct {
 	vfs.FS // the real one
 	onFail func(error)
+	// onFull, if set, is called when a change fails with ENOSPC: it
+	// reports whether it freed space (the store's reserve), and then the
+	// change is tried once more before it fences the FS.
+	onFull func() bool
 
 	fenced atomic.Bool
 	mu     sync.Mutex
@@ -46,6 +52,12 @@ func (f *fenceFS) trip(err error) bool {
 	}
 	f.onFail(err)
 	return true
+}
+
+// retry reports whether a change that failed with err should be tried
+// again: it failed for want of space, and onFull freed some.
+func (f *fenceFS) retry(err error) bool {
+	return err != nil && f.onFull != nil && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) && f.onFull()
 }
 
 func (f *fenceFS) fence() {
@@ -122,7 +134,11 @@ func (f *fenceFS) wrap(name string, file vfs.File, err error) (vfs.File, error) 
 
 func (f *fenceFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
 	if !f.fenced.Load() {
-		if file, err := f.FS.Create(name, c); !f.trip(err) {
+		file, err := f.FS.Create(name, c)
+		if f.retry(err) {
+			file, err = f.FS.Create(name, c)
+		}
+		if !f.trip(err) {
 			return f.wrap(name, file, err)
 		}
 	}
@@ -142,7 +158,11 @@ func (f *fenceFS) createLocked(name string, c vfs.DiskWriteCategory) (vfs.File, 
 
 func (f *fenceFS) Link(oldname, newname string) error {
 	if !f.fenced.Load() {
-		if err := f.FS.Link(oldname, newname); !f.trip(err) {
+		err := f.FS.Link(oldname, newname)
+		if f.retry(err) {
+			err = f.FS.Link(oldname, newname)
+		}
+		if !f.trip(err) {
 			return err
 		}
 	}
@@ -172,7 +192,11 @@ func (f *fenceFS) Open(name string, opts ...vfs.OpenOption) (vfs.File, error) {
 
 func (f *fenceFS) OpenReadWrite(name string, c vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
 	if !f.fenced.Load() {
-		if file, err := f.FS.OpenReadWrite(name, c, opts...); !f.trip(err) {
+		file, err := f.FS.OpenReadWrite(name, c, opts...)
+		if f.retry(err) {
+			file, err = f.FS.OpenReadWrite(name, c, opts...)
+		}
+		if !f.trip(err) {
 			return f.wrap(name, file, err)
 		}
 	}
@@ -243,7 +267,11 @@ func (f *fenceFS) RemoveAll(name string) error {
 
 func (f *fenceFS) Rename(oldname, newname string) error {
 	if !f.fenced.Load() {
-		if err := f.FS.Rename(oldname, newname); !f.trip(err) {
+		err := f.FS.Rename(oldname, newname)
+		if f.retry(err) {
+			err = f.FS.Rename(oldname, newname)
+		}
+		if !f.trip(err) {
 			return err
 		}
 	}
@@ -272,7 +300,11 @@ func (f *fenceFS) renameLocked(oldname, newname string) error {
 
 func (f *fenceFS) ReuseForWrite(oldname, newname string, c vfs.DiskWriteCategory) (vfs.File, error) {
 	if !f.fenced.Load() {
-		if file, err := f.FS.ReuseForWrite(oldname, newname, c); !f.trip(err) {
+		file, err := f.FS.ReuseForWrite(oldname, newname, c)
+		if f.retry(err) {
+			file, err = f.FS.Create(newname, c)
+		}
+		if !f.trip(err) {
 			return f.wrap(newname, file, err)
 		}
 	}
@@ -291,7 +323,11 @@ func (f *fenceFS) ReuseForWrite(oldname, newname string, c vfs.DiskWriteCategory
 
 func (f *fenceFS) MkdirAll(dir string, perm os.FileMode) error {
 	if !f.fenced.Load() {
-		if err := f.FS.MkdirAll(dir, perm); !f.trip(err) {
+		err := f.FS.MkdirAll(dir, perm)
+		if f.retry(err) {
+			err = f.FS.MkdirAll(dir, perm)
+		}
+		if !f.trip(err) {
 			return err
 		}
 	}
@@ -415,7 +451,11 @@ func (f *fencedFile) write(op func(vfs.File) error) {
 func (f *fencedFile) Write(p []byte) (int, error) {
 	f.write(func(file vfs.File) (err error) {
 		if file == f.File {
-			_, err = file.Write(p)
+			var n int
+			n, err = file.Write(p)
+			if f.fs.retry(err) {
+				_, err = file.Write(p[n:])
+			}
 		} else {
 			_, err = file.WriteAt(p, f.off)
 		}
@@ -429,22 +469,35 @@ func (f *fencedFile) Write(p []byte) (int, error) {
 }
 
 func (f *fencedFile) WriteAt(p []byte, off int64) (int, error) {
-	f.write(func(file vfs.File) error { _, err := file.WriteAt(p, off); return err })
+	f.write(func(file vfs.File) error {
+		n, err := file.WriteAt(p, off)
+		if file == f.File && f.fs.retry(err) {
+			_, err = file.WriteAt(p[n:], off+int64(n))
+		}
+		return err
+	})
 	f.mu.Lock()
 	f.size = max(f.size, off+int64(len(p)))
 	f.mu.Unlock()
 	return len(p), nil
 }
 
+// Preallocate only helps: a failure (no space for the whole extent) is not
+// one of the file's writes failing, and does not fence. Pebble preallocates
+// each new log for a whole memtable (4.4 MiB), space that the log seldom
+// fills and that a small or nearly full disk cannot spare: at most
+// maxPreallocate is asked for.
 func (f *fencedFile) Preallocate(off, n int64) error {
-	f.write(func(file vfs.File) error {
-		if file != f.File {
-			return nil
-		}
-		return file.Preallocate(off, n)
-	})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.memLocked() == nil {
+		_ = f.File.Preallocate(off, min(n, maxPreallocate))
+	}
 	return nil
 }
+
+// maxPreallocate bounds what a file of the manifest preallocates.
+const maxPreallocate = 256 << 10
 
 func (f *fencedFile) Sync() error {
 	f.write(func(file vfs.File) error { return file.Sync() })

@@ -141,6 +141,11 @@ type Options struct {
 	// CacheSize is the size of pebble's block cache in bytes; 0 = 8 MiB.
 	CacheSize int64
 
+	// OnFull, if set, is called when a write of the manifest fails for want
+	// of space; if it reports that it freed some, the write is tried once
+	// more before the manifest fails.
+	OnFull func() bool
+
 	creating bool // Open is create's, in a directory of its own
 }
 
@@ -173,7 +178,7 @@ func Open(dir string, o Options) (*DB, error) {
 	cache := pebble.NewCache(o.CacheSize)
 	defer cache.Unref()
 	d := &DB{}
-	d.fs = &fenceFS{FS: orderedFS{o.FS}, onFail: d.failed}
+	d.fs = &fenceFS{FS: orderedFS{o.FS}, onFail: d.failed, onFull: o.OnFull}
 	popts := &pebble.Options{
 		FS:                 d.fs,
 		Cache:              cache,
