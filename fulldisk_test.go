@@ -22,14 +22,14 @@ import (
 
 // needRoot skips a test that mounts file systems when not run as root. CI
 // runs as root, so there these tests always run.
-func needRoot(t *testing.T) {
+func needRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a small file system needs root (CI runs as root)")
 	}
 }
 
-func run(t *testing.T, name string, args ...string) string {
+func run(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
@@ -39,7 +39,7 @@ func run(t *testing.T, name string, args ...string) string {
 }
 
 // mountTmpfs mounts a tmpfs of size bytes and returns its directory.
-func mountTmpfs(t *testing.T, size int64) string {
+func mountTmpfs(t testing.TB, size int64) string {
 	needRoot(t)
 	dir := t.TempDir()
 	run(t, "mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir)
@@ -49,7 +49,7 @@ func mountTmpfs(t *testing.T, size int64) string {
 
 // mountExt4 makes an ext4 image of size bytes (with a journal), attaches it
 // to a loop device and mounts it; it returns the mounted directory.
-func mountExt4(t *testing.T, size int64) string {
+func mountExt4(t testing.TB, size int64) string {
 	needRoot(t)
 	img := filepath.Join(t.TempDir(), "fs.img")
 	if err := os.WriteFile(img, nil, 0o600); err != nil {
@@ -69,7 +69,7 @@ func mountExt4(t *testing.T, size int64) string {
 
 // fullDiskErr checks an error a store returns on a full disk: it wraps
 // ENOSPC, ErrFailed or ErrCorrupt, never only an error of the manifest's.
-func fullDiskErr(t *testing.T, where string, err error) {
+func fullDiskErr(t testing.TB, where string, err error) {
 	t.Helper()
 	if !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, dirstore.ErrFailed) && !errors.Is(err, dirstore.ErrCorrupt) {
 		t.Fatalf("%s: %v wraps neither ENOSPC, ErrFailed nor ErrCorrupt", where, err)
@@ -87,7 +87,7 @@ func (c fullDiskCase) String() string {
 	return fmt.Sprintf("%s,nosync=%v,buffer=%d,key=%d", c.fs, c.nosync, c.buffer, c.keyLen)
 }
 
-func (c fullDiskCase) mount(t *testing.T) string {
+func (c fullDiskCase) mount(t testing.TB) string {
 	if c.fs == "ext4" {
 		return mountExt4(t, 16<<20)
 	}
@@ -120,163 +120,200 @@ func fullDiskCases() []fullDiskCase {
 // again.
 func TestFullDisk(t *testing.T) {
 	for _, c := range fullDiskCases() {
-		t.Run(c.String(), func(t *testing.T) {
-			root := c.mount(t)
-			dir := filepath.Join(root, "s")
-			opts := &dirstore.Options{NoSync: c.nosync, WriteBuffer: c.buffer, CheckpointInterval: 50 * time.Millisecond, Logf: t.Logf}
-			s, err := dirstore.Open(dir, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rng := rand.New(rand.NewPCG(uint64(c.keyLen), 1))
-			want := map[string]string{}
-			var maybeKey string
-			var maybeVal *string
-			var failure error
-			for i := 0; failure == nil; i++ {
-				key := fmt.Sprintf("k%05d", i)
-				if c.keyLen > len(key) {
-					key += strings.Repeat("~", c.keyLen-len(key))
-				}
-				var v []byte
-				if c.keyLen > 8 {
-					v = make([]byte, 64)
-				} else {
-					v = make([]byte, 1<<10+rng.IntN(24<<10))
-				}
-				for j := range v {
-					v[j] = byte(rng.Uint32())
-				}
-				if i > 0 && i%5 == 0 {
-					// Overwrite an earlier key now and then.
-					key = slices.Sorted(maps.Keys(want))[rng.IntN(len(want))]
-				}
-				if err := s.Set(key, v); err != nil {
-					failure = err
-					sv := string(v)
-					maybeKey, maybeVal = key, &sv
-					break
-				}
-				want[key] = string(v)
-				if i > 100000 {
-					t.Fatal("the disk never filled")
-				}
-			}
-			t.Logf("first failure after %d acknowledged keys: %v", len(want), failure)
-			fullDiskErr(t, "the failing Set", failure)
+		t.Run(c.String(), func(t *testing.T) { fullDiskRun(t, c) })
+	}
+}
 
-			// Every acknowledged key reads back, by Get and Keys.
+func fullDiskRun(t testing.TB, c fullDiskCase) {
+	root := c.mount(t)
+	dir := filepath.Join(root, "s")
+	opts := &dirstore.Options{NoSync: c.nosync, WriteBuffer: c.buffer, CheckpointInterval: 50 * time.Millisecond, Logf: t.Logf}
+	s, err := dirstore.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A failed check leaves the store open: close it before the
+	// file system is unmounted.
+	var ro *dirstore.Store
+	t.Cleanup(func() {
+		for _, s := range []*dirstore.Store{s, ro} {
+			if s != nil {
+				s.Close()
+			}
+		}
+	})
+	rng := rand.New(rand.NewPCG(uint64(c.keyLen), 1))
+	want := map[string]string{}
+	var maybeKey string
+	var maybeVal *string
+	var failure error
+	for i := 0; failure == nil; i++ {
+		key := fmt.Sprintf("k%05d", i)
+		if c.keyLen > len(key) {
+			key += strings.Repeat("~", c.keyLen-len(key))
+		}
+		var v []byte
+		if c.keyLen > 8 {
+			v = make([]byte, 64)
+		} else {
+			v = make([]byte, 1<<10+rng.IntN(24<<10))
+		}
+		for j := range v {
+			v[j] = byte(rng.Uint32())
+		}
+		if i > 0 && i%5 == 0 {
+			// Overwrite an earlier key now and then.
+			key = slices.Sorted(maps.Keys(want))[rng.IntN(len(want))]
+		}
+		if err := s.Set(key, v); err != nil {
+			failure = err
+			sv := string(v)
+			maybeKey, maybeVal = key, &sv
+			break
+		}
+		want[key] = string(v)
+		if i > 100000 {
+			t.Fatal("the disk never filled")
+		}
+	}
+	t.Logf("first failure after %d acknowledged keys: %v", len(want), failure)
+	fullDiskErr(t, "the failing Set", failure)
+
+	// Every acknowledged key reads back, by Get and Keys.
+	for k, v := range want {
+		got, err := s.Get(k)
+		if err != nil {
+			fullDiskErr(t, "Get after the failure", err)
+			continue
+		}
+		if string(got) != v {
+			t.Fatalf("Get(%.20q) after the failure: wrong bytes", k)
+		}
+	}
+	n := 0
+	for _, err := range s.Keys() {
+		if err != nil {
+			fullDiskErr(t, "Keys after the failure", err)
+			break
+		}
+		n++
+	}
+	closeErr := s.Close()
+	t.Logf("close: %v", closeErr)
+	if closeErr != nil {
+		fullDiskErr(t, "Close", closeErr)
+	}
+	check := func(when string, s *dirstore.Store) {
+		t.Helper()
+		got := map[string]string{}
+		for k, err := range s.Keys() {
+			if err != nil {
+				t.Fatalf("%s: Keys: %v", when, err)
+			}
+			v, err := s.Get(k)
+			if err != nil {
+				t.Fatalf("%s: Get: %v", when, err)
+			}
+			got[k] = string(v)
+		}
+		withMaybe := maps.Clone(want)
+		withMaybe[maybeKey] = *maybeVal
+		if !maps.Equal(got, want) && !maps.Equal(got, withMaybe) {
+			lost := 0
 			for k, v := range want {
-				got, err := s.Get(k)
-				if err != nil {
-					fullDiskErr(t, "Get after the failure", err)
-					continue
-				}
-				if string(got) != v {
-					t.Fatalf("Get(%.20q) after the failure: wrong bytes", k)
+				if got[k] != v {
+					lost++
 				}
 			}
-			n := 0
-			for _, err := range s.Keys() {
-				if err != nil {
-					fullDiskErr(t, "Keys after the failure", err)
-					break
-				}
-				n++
-			}
-			closeErr := s.Close()
-			t.Logf("close: %v", closeErr)
-			if closeErr != nil {
-				fullDiskErr(t, "Close", closeErr)
-			}
-			check := func(when string, s *dirstore.Store) {
-				t.Helper()
-				got := map[string]string{}
-				for k, err := range s.Keys() {
-					if err != nil {
-						t.Fatalf("%s: Keys: %v", when, err)
-					}
-					v, err := s.Get(k)
-					if err != nil {
-						t.Fatalf("%s: Get: %v", when, err)
-					}
-					got[k] = string(v)
-				}
-				withMaybe := maps.Clone(want)
-				withMaybe[maybeKey] = *maybeVal
-				if !maps.Equal(got, want) && !maps.Equal(got, withMaybe) {
-					lost := 0
-					for k, v := range want {
-						if got[k] != v {
-							lost++
-						}
-					}
-					t.Fatalf("%s: %d of %d acknowledged keys lost or wrong (%d keys there)", when, lost, len(want), len(got))
-				}
-			}
-			// A read-only Open shows every acknowledged operation.
-			ro, err := dirstore.Open(dir, &dirstore.Options{ReadOnly: true})
-			if err != nil {
-				t.Fatalf("read-only Open of the full store: %v", err)
-			}
-			check("read-only Open", ro)
-			if err := ro.Close(); err != nil {
-				t.Fatal(err)
-			}
-			// So does a writable one, without space being freed.
-			s, err = dirstore.Open(dir, opts)
-			if err != nil {
-				t.Fatalf("writable Open of the full store: %v", err)
-			}
-			check("writable Open", s)
-			noEmptyTables(t, dir)
-			// Deletes free space.
-			deleted := 0
-			for k := range want {
-				if deleted >= len(want)/2 {
-					break
-				}
-				if err := s.Delete(k); err != nil {
-					t.Fatalf("Delete in the full store: %v", err)
-				}
-				delete(want, k)
-				deleted++
-			}
-			if maybeKey != "" {
-				if err := s.Delete(maybeKey); err != nil && !errors.Is(err, dirstore.ErrNotFound) {
-					t.Fatalf("Delete in the full store: %v", err)
-				}
-				delete(want, maybeKey)
-			}
-			maybeKey, maybeVal = "", new(string)
-			if err := s.Close(); err != nil {
-				t.Fatalf("Close after Deletes: %v", err)
-			}
-			// With space back, the store takes writes again.
-			s, err = dirstore.Open(dir, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			check("reopen after Deletes", s)
-			for i := range 20 {
-				k := fmt.Sprintf("again%02d", i)
-				if err := s.Set(k, []byte(k)); err != nil {
-					t.Fatalf("Set once space is back: %v", err)
-				}
-				want[k] = k
-			}
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			s = openT(t, dir, opts)
-			check("final reopen", s)
-		})
+			t.Fatalf("%s: %d of %d acknowledged keys lost or wrong (%d keys there)", when, lost, len(want), len(got))
+		}
+	}
+	// A read-only Open shows every acknowledged operation.
+	ro, err = dirstore.Open(dir, &dirstore.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("read-only Open of the full store: %v", err)
+	}
+	check("read-only Open", ro)
+	if err := ro.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ro = nil
+	// So does a writable one, without space being freed.
+	s, err = dirstore.Open(dir, opts)
+	if err != nil {
+		t.Fatalf("writable Open of the full store: %v", err)
+	}
+	check("writable Open", s)
+	noEmptyTables(t, dir)
+	// Deletes free space.
+	deleted := 0
+	for k := range want {
+		if deleted >= len(want)/2 {
+			break
+		}
+		if err := s.Delete(k); err != nil {
+			t.Fatalf("Delete in the full store: %v", err)
+		}
+		delete(want, k)
+		deleted++
+	}
+	if maybeKey != "" {
+		if err := s.Delete(maybeKey); err != nil && !errors.Is(err, dirstore.ErrNotFound) {
+			t.Fatalf("Delete in the full store: %v", err)
+		}
+		delete(want, maybeKey)
+	}
+	maybeKey, maybeVal = "", new(string)
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close after Deletes: %v", err)
+	}
+	// With space back, the store takes writes again.
+	s, err = dirstore.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("reopen after Deletes", s)
+	for i := range 20 {
+		k := fmt.Sprintf("again%02d", i)
+		if err := s.Set(k, []byte(k)); err != nil {
+			t.Fatalf("Set once space is back: %v", err)
+		}
+		want[k] = k
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = dirstore.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("final reopen", s)
+}
+
+// TestFullDiskCatchesReserveKept seeds the bug the emergency reserve must
+// not have, a reserve never released: the full-disk test must fail.
+func TestFullDiskCatchesReserveKept(t *testing.T) {
+	needRoot(t)
+	restore := dirstore.SetMutation(dirstore.MutReserveKept)
+	defer restore()
+	for _, c := range []fullDiskCase{{"tmpfs", false, 0, 8}, {"tmpfs", true, 256 << 10, 4 << 10}} {
+		rec := &failRecorder{TB: t}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			fullDiskRun(rec, c)
+		}()
+		<-done
+		if rec.msg == "" {
+			t.Fatalf("%v: the full-disk test did not catch a reserve that is never released", c)
+		}
+		t.Logf("%v: caught: %s", c, rec.msg)
 	}
 }
 
 // noEmptyTables fails if the manifest's directory holds an empty table, as
 // a failed pebble Open leaves.
-func noEmptyTables(t *testing.T, dir string) {
+func noEmptyTables(t testing.TB, dir string) {
 	t.Helper()
 	mdir := filepath.Join(dir, ".dirstore", "manifest")
 	ents, err := os.ReadDir(mdir)
@@ -294,5 +331,108 @@ func noEmptyTables(t *testing.T, dir string) {
 		if err == nil && info.Size() == 0 {
 			t.Fatalf("empty table %s in the manifest", e.Name())
 		}
+	}
+}
+
+// TestFullDiskBuffer fills an 8 MiB tmpfs through a Buffer that spills into
+// a NoSync store with a write buffer, until a Set's spill fails. The values
+// spilled by then read back, survive Close and a reopen without space
+// freed, and once Deletes free space, a new Buffer over the store takes
+// values and its Flush succeeds.
+func TestFullDiskBuffer(t *testing.T) {
+	root := mountTmpfs(t, 8<<20)
+	dir := filepath.Join(root, "s")
+	opts := &dirstore.Options{NoSync: true, WriteBuffer: 256 << 10, CheckpointInterval: 50 * time.Millisecond}
+	s := openT(t, dir, opts)
+	buf, err := dirstore.NewBuffer[[]byte](s, dirstore.BufferOptions[[]byte]{MaxWeight: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 1))
+	var failure error
+	for i := 0; failure == nil; i++ {
+		v := make([]byte, 4<<10+rng.IntN(16<<10))
+		for j := range v {
+			v[j] = byte(rng.Uint32())
+		}
+		failure = buf.Set(fmt.Sprintf("b%05d", i), v)
+		if i > 100000 {
+			t.Fatal("the disk never filled")
+		}
+	}
+	fullDiskErr(t, "the Set whose spill failed", failure)
+	// What the store holds now is what the Buffer spilled: every value
+	// reads back.
+	spilled := map[string]string{}
+	for k, err := range s.Keys() {
+		if err != nil {
+			t.Fatalf("Keys after the failure: %v", err)
+		}
+		v, err := s.Get(k)
+		if err != nil {
+			t.Fatalf("Get after the failure: %v", err)
+		}
+		spilled[k] = string(v)
+	}
+	t.Logf("%d values spilled before %v", len(spilled), failure)
+	if err := buf.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		fullDiskErr(t, "Close", err)
+	}
+	s, err = dirstore.Open(dir, opts)
+	if err != nil {
+		t.Fatalf("writable Open of the full store: %v", err)
+	}
+	got := map[string]string{}
+	for k, err := range s.Keys() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := s.Get(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[k] = string(v)
+	}
+	if !maps.Equal(got, spilled) {
+		t.Fatalf("after reopen the store holds %d values, not the %d spilled", len(got), len(spilled))
+	}
+	// Free space, then the Buffer works again.
+	n := 0
+	for k := range spilled {
+		if n++; n%2 == 0 {
+			continue
+		}
+		if err := s.Delete(k); err != nil {
+			t.Fatalf("Delete in the full store: %v", err)
+		}
+		delete(spilled, k)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, dir, opts)
+	buf, err = dirstore.NewBuffer[[]byte](s, dirstore.BufferOptions[[]byte]{MaxWeight: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if err := buf.Set(fmt.Sprintf("again%02d", i), make([]byte, 8<<10)); err != nil {
+			t.Fatalf("Buffer Set once space is back: %v", err)
+		}
+	}
+	if err := buf.Flush(); err != nil {
+		t.Fatalf("Buffer Flush once space is back: %v", err)
+	}
+	for k, v := range spilled {
+		got, err := buf.Get(k)
+		if err != nil || string(got) != v {
+			t.Fatalf("Buffer Get(%q) of a spilled value: %v", k, err)
+		}
+	}
+	if err := buf.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -242,11 +242,16 @@ func (s *Store) checkReadOnlyRecovery() error {
 	if err != nil {
 		return err
 	}
-	for _, err := range s.man.Undos(ckpt) {
+	// Operations since the last checkpoint whose files all hold their
+	// values need no rollback (a NoSync store that failed on a full disk
+	// leaves these): the manifest shows them as they are.
+	for u, err := range s.man.Undos(ckpt) {
 		if err != nil {
 			return s.metaErr(err)
 		}
-		return fmt.Errorf("dirstore: open %s: was not closed cleanly and needs recovery; open it writable once: %w", s.dir, ErrReadOnly)
+		if u.New != nil && !s.intact(u.Key, *u.New) {
+			return fmt.Errorf("dirstore: open %s: was not closed cleanly and needs recovery; open it writable once: %w", s.dir, ErrReadOnly)
+		}
 	}
 	for ke, err := range s.man.Entries("") {
 		if err != nil {

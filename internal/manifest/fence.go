@@ -38,6 +38,7 @@ type fenceFS struct {
 
 	fenced atomic.Bool
 	mu     sync.Mutex
+	tables []string        // tables created on the real file system
 	mem    *vfs.MemFS      // what pebble wrote after the fence
 	inMem  map[string]bool // paths that live in mem
 	gone   map[string]bool // real paths removed or renamed away after the fence
@@ -137,6 +138,11 @@ func (f *fenceFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error)
 		file, err := f.FS.Create(name, c)
 		if f.retry(err) {
 			file, err = f.FS.Create(name, c)
+		}
+		if err == nil && strings.HasSuffix(name, ".sst") {
+			f.mu.Lock()
+			f.tables = append(f.tables, name)
+			f.mu.Unlock()
 		}
 		if !f.trip(err) {
 			return f.wrap(name, file, err)
@@ -377,6 +383,20 @@ func (f *fenceFS) Stat(name string) (vfs.FileInfo, error) {
 }
 
 func (f *fenceFS) Unwrap() vfs.FS { return f.FS }
+
+// removeEmptyTables removes the tables the fence left empty on the real
+// file system (a flush that failed at its first write): no MANIFEST names
+// them, and a failed Open would otherwise leave one behind each time.
+func (f *fenceFS) removeEmptyTables() {
+	f.mu.Lock()
+	tables := f.tables
+	f.mu.Unlock()
+	for _, name := range tables {
+		if info, err := f.FS.Stat(name); err == nil && info.Size() == 0 {
+			_ = f.FS.Remove(name)
+		}
+	}
+}
 
 // fencedFile is a writable file of the real file system. A failed change
 // fences the FS; from then on the file lives in memory: what was written to

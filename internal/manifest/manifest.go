@@ -204,6 +204,7 @@ func Open(dir string, o Options) (*DB, error) {
 		if db != nil {
 			_ = db.Close()
 		}
+		d.fs.removeEmptyTables()
 		return nil, err
 	}
 	d.db = db
