@@ -436,3 +436,71 @@ func TestFullDiskBuffer(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFullDiskOpenLeavesNoTables opens, writable, a store whose disk is
+// full to the last byte with its reserve off, so that the manifest's Open
+// cannot write: each failed Open wraps ENOSPC and leaves no empty table
+// behind, a read-only Open works, and once space is freed the store opens.
+func TestFullDiskOpenLeavesNoTables(t *testing.T) {
+	root := mountTmpfs(t, 8<<20)
+	dir := filepath.Join(root, "s")
+	opts := &dirstore.Options{Reserve: -1}
+	// Space that other files hold, to be freed at the end.
+	other := filepath.Join(root, "other")
+	if err := os.WriteFile(other, make([]byte, 2<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := openT(t, dir, opts)
+	want := map[string]string{}
+	for i := 0; ; i++ {
+		k := fmt.Sprintf("k%04d", i)
+		v := strings.Repeat(k, 1000)
+		if err := s.Set(k, []byte(v)); err != nil {
+			fullDiskErr(t, "Set", err)
+			break
+		}
+		want[k] = v
+	}
+	if err := s.Close(); err != nil {
+		fullDiskErr(t, "Close", err)
+	}
+	// Fill what is left, to the last block.
+	filler := filepath.Join(root, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := f.Write(make([]byte, 4096)); err == nil; _, err = f.Write(make([]byte, 4096)) {
+	}
+	for _, err := f.Write(make([]byte, 1)); err == nil; _, err = f.Write(make([]byte, 1)) {
+	}
+	f.Close()
+	for range 3 {
+		s, err := dirstore.Open(dir, opts)
+		if err == nil {
+			// Nothing to write at Open after a clean Close: fine too.
+			s.Close()
+			break
+		}
+		t.Logf("writable Open of the full store: %v", err)
+		fullDiskErr(t, "writable Open of a full store", err)
+		noEmptyTables(t, dir)
+	}
+	ro, err := dirstore.Open(dir, &dirstore.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("read-only Open of a full store: %v", err)
+	}
+	if ro.Len() != len(want) {
+		t.Fatalf("read-only Open: %d keys, want %d", ro.Len(), len(want))
+	}
+	ro.Close()
+	for _, name := range []string{filler, other} {
+		if err := os.Remove(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = openT(t, dir, opts)
+	if s.Len() != len(want) {
+		t.Fatalf("reopen: %d keys, want %d", s.Len(), len(want))
+	}
+}
