@@ -145,8 +145,6 @@ type Options struct {
 	// of space; if it reports that it freed some, the write is tried once
 	// more before the manifest fails.
 	OnFull func() bool
-
-	creating bool // Open is create's, in a directory of its own
 }
 
 // DB is an open manifest. Its methods are safe for concurrent use.
@@ -169,11 +167,6 @@ func Open(dir string, o Options) (*DB, error) {
 	}
 	if o.CacheSize == 0 {
 		o.CacheSize = 8 << 20
-	}
-	if !o.ReadOnly && !o.creating {
-		if err := create(dir, o); err != nil {
-			return nil, err
-		}
 	}
 	cache := pebble.NewCache(o.CacheSize)
 	defer cache.Unref()

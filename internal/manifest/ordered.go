@@ -1,52 +1,10 @@
 package manifest
 
 import (
-	"errors"
-	"io/fs"
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
-
-// A new manifest is made whole or not at all: pebble creates a database
-// file by file (its first MANIFEST, the marker naming it, an OPTIONS file)
-// and a crash part way leaves a directory it cannot open ("could not open
-// manifest file"). So create builds it in a directory beside its final
-// place, closes it (every file and the directory synced) and renames it
-// into place, and syncs the parent: a crash leaves either no manifest or a
-// complete one. An earlier creation that crashed part way left at most a
-// directory with no marker, holding nothing committed: it is removed.
-func create(dir string, o Options) error {
-	fsys := o.FS
-	exists, err := Exists(fsys, dir)
-	switch {
-	case err == nil && exists:
-		return nil
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return err
-	}
-	tmp := dir + ".new"
-	if err := fsys.RemoveAll(tmp); err != nil {
-		return err
-	}
-	o.creating = true
-	d, err := Open(tmp, o)
-	if err != nil {
-		return err
-	}
-	if err := d.Close(); err != nil {
-		return err
-	}
-	// Not a manifest (Exists said so): what an interrupted creation left,
-	// if anything.
-	if err := fsys.RemoveAll(dir); err != nil {
-		return err
-	}
-	if err := fsys.Rename(tmp, dir); err != nil {
-		return err
-	}
-	return syncDir(fsys, fsys.PathDir(dir))
-}
 
 func syncDir(fsys vfs.FS, dir string) error {
 	d, err := fsys.OpenDir(dir)
@@ -65,6 +23,13 @@ func syncDir(fsys vfs.FS, dir string) error {
 // or lose both markers. orderedFS syncs the directory before a marker is
 // created (the MANIFEST it names is then in place) and before one is
 // removed (its successor is then in place).
+//
+// This is also what makes a manifest's creation crash-safe: pebble creates
+// MANIFEST-000001 and then the marker naming it; a crash before the marker
+// is in place leaves a directory without one, which pebble takes for no
+// database and creates afresh, and a crash after leaves both.
+// (TestCrashCreation crashes creation and the recovering Open at every
+// write.)
 type orderedFS struct{ vfs.FS }
 
 func isMarker(fsys vfs.FS, name string) bool {
