@@ -72,15 +72,13 @@ func reserveSize(o *Options, fsys vfs.FS, dir string) int64 {
 // is released now, before the manifest's Open writes.
 func (r *reserve) open(fsys vfs.FS, meta string, size int64) {
 	r.fsys, r.path, r.size = fsys, fsys.PathJoin(meta, reserveName), size
-	info, err := fsys.Stat(r.path)
-	if err != nil {
+	if _, err := fsys.Stat(r.path); err != nil {
 		return
 	}
 	r.held = true
 	if du, err := fsys.GetDiskUsage(meta); size == 0 || err != nil || int64(du.AvailBytes) < size {
 		r.release()
 	}
-	_ = info
 }
 
 // on reports whether the store keeps a reserve.
