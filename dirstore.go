@@ -61,6 +61,9 @@ type Store struct {
 
 	// streams holds Store.Open's and Store.Hook's state (store_stream.go).
 	streams storeStreams
+
+	// res is the emergency reserve (reserve.go).
+	res reserve
 }
 
 // Open opens the store in dir, creating the directory if it is missing (nil
@@ -111,6 +114,9 @@ func (s *Store) open() error {
 		s.hot, _ = lru.New[string, manifest.Entry](s.opts.EntryCache)
 	}
 
+	if !s.opts.ReadOnly {
+		s.res.open(fsys, meta, reserveSize(&s.opts, fsys, meta), s.opts.FileMode)
+	}
 	manDir := fsys.PathJoin(meta, "manifest")
 	exists, err := manifest.Exists(fsys, manDir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -121,7 +127,7 @@ func (s *Store) open() error {
 		return s.openReadOnlyZict()
 	}
 	s.man, err = manifest.Open(manDir, manifest.Options{FS: fsys, ReadOnly: s.opts.ReadOnly,
-		FileMode: s.opts.FileMode, DirMode: s.opts.DirMode})
+		FileMode: s.opts.FileMode, DirMode: s.opts.DirMode, OnFull: s.res.release})
 	if err != nil {
 		return s.metaErr(err)
 	}
@@ -158,6 +164,7 @@ func (s *Store) open() error {
 	// From the first change until a clean Close, a crash makes the next
 	// Open recover.
 	s.versions.init(!exists || !ok || !st.clean)
+	s.res.make()
 	s.gc.start(s)
 	if s.opts.NoSync {
 		s.wb.init(s.opts.WriteBuffer)
@@ -409,6 +416,9 @@ func (s *Store) setBuffers(key string, bufs [][]byte) error {
 		return err
 	}
 	defer s.closeMu.RUnlock()
+	if err := s.res.admit(); err != nil {
+		return keyErr("set", key, err)
+	}
 	var size int64
 	for _, b := range bufs {
 		size += int64(len(b))
@@ -451,6 +461,9 @@ func (s *Store) setFrom(key string, r io.Reader) (int64, error) {
 		return 0, err
 	}
 	defer s.closeMu.RUnlock()
+	if err := s.res.admit(); err != nil {
+		return 0, keyErr("set", key, err)
+	}
 	v, err := s.versions.take(s)
 	if err != nil {
 		return 0, keyErr("set", key, err)

@@ -78,7 +78,34 @@
 // complete, a prefix of them). A manifest write that fails stops every later
 // write of the manifest from reaching the disk, which then holds what a
 // crash at that moment would have left, so the next Open recovers from it
-// as from a crash.
+// as from a crash. Reads keep working after such a failure, until Close.
+//
+// # A full disk
+//
+// A full disk is not a crash. Every store keeps an emergency reserve
+// ([Options].Reserve; by default the NoSync write buffer plus 2 MiB, at most
+// a quarter of the file system): space preallocated in the hidden
+// directory while there is room, given back the moment the manifest, or
+// writing out the write buffer, meets ENOSPC. So, on a full disk:
+//   - the Set that found no room for its value returns an error wrapping
+//     syscall.ENOSPC and changes nothing; once the reserve is given back,
+//     Sets of new values return ENOSPC at once, until twice the reserve's
+//     size is free again (then it is made again);
+//   - every value acknowledged before reads back; Deletes, checkpoints and
+//     Close still commit, using the reserve, so Close followed by Open keeps
+//     every acknowledged operation, NoSync and its write buffer included;
+//   - Open of a full store works, writable (it gives the reserve back first
+//     if the disk has less free space than it), so Deletes can free space;
+//     Open with ReadOnly works too, even after a NoSync store failed, as
+//     long as the files written since its last checkpoint are intact.
+//
+// What a full disk can cost: if the reserve is off, or was not made (there
+// was never twice its size free), or the manifest needs more than it holds
+// (a flush of pebble's 4 MiB memtable, with very long keys), a manifest
+// write fails as above (ErrFailed): then the store keeps the operations
+// acknowledged before the failure, in NoSync mode a prefix of them if Close
+// could not complete, and a writable Open may fail with ENOSPC until space
+// is freed by other means (a read-only Open still works).
 //
 // # Recovery
 //

@@ -33,7 +33,8 @@ var (
 	ErrInvalidKey error = &sentinel{"dirstore: key too long", fs.ErrInvalid}
 	// ErrFailed means an fsync or a manifest write failed, so the store can
 	// no longer promise durability and refuses writes until it is reopened.
-	// Reads keep working. The call that hit the failure returns an error
+	// Reads keep working: they return the acknowledged bytes or an error
+	// wrapping ErrCorrupt or the errno. The call that hit the failure returns an error
 	// wrapping both its cause and ErrFailed; its change may or may not be
 	// there after the reopen, whole or not at all. Later writes return
 	// ErrFailed and change nothing.

@@ -13,6 +13,10 @@ var Mutations = map[string]int32{
 	"durable Set in flight kept": mutAloneIgnored,
 }
 
+// MutReserveKept is the seeded bug the full-disk tests must catch: the
+// emergency reserve is never released.
+const MutReserveKept = mutReserveKept
+
 // ApplyBuffered writes what a NoSync store's write buffer holds to files
 // and the manifest, without making it durable.
 func (s *Store) ApplyBuffered() error { return s.applyBuffered() }

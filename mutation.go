@@ -22,6 +22,7 @@ const (
 	mutPlantedIsIO   // a non-regular file under a value's name is an I/O error
 	mutNoSharedLock  // ReadOnly never falls back to a shared lock
 	mutNoPanicGuard  // a Buffer's callback panic escapes its flight
+	mutReserveKept   // the emergency reserve is never released
 )
 
 func mutated(m int32) bool { return mutation.Load() == m }

@@ -62,6 +62,17 @@ type Options struct {
 	// returns. It is ignored without NoSync.
 	WriteBuffer int64
 
+	// Reserve is the size in bytes of the emergency reserve: space the
+	// store preallocates in its hidden directory while there is room, and
+	// gives back when the disk fills, so that it can still record Deletes,
+	// write out its write buffer, checkpoint, close cleanly and open again
+	// on a full disk (see "Failures" in the package documentation). While
+	// it is given back, writes of new values return ENOSPC until twice its
+	// size is free again. Default: the write buffer (with NoSync) plus
+	// 2 MiB, at most a quarter of the file system; none on a file system
+	// that cannot report its free space. -1 turns it off.
+	Reserve int64
+
 	// Logf, if set, receives what Open's recovery did (orphans removed,
 	// operations rolled back, entries whose files are missing).
 	Logf func(format string, args ...any)
@@ -107,6 +118,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.WriteBuffer < -1 {
 		errs = append(errs, fmt.Errorf("WriteBuffer %d is negative", c.WriteBuffer))
+	}
+	if c.Reserve < -1 {
+		errs = append(errs, fmt.Errorf("Reserve %d is negative", c.Reserve))
 	}
 	if c.CheckpointInterval < 0 {
 		errs = append(errs, fmt.Errorf("CheckpointInterval %v is negative", c.CheckpointInterval))

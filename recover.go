@@ -313,18 +313,23 @@ func (s *Store) checkReadOnlyRecovery() error {
 	if err != nil {
 		return err
 	}
+	// Operations since the last checkpoint whose files all hold their
+	// values need no rollback (a NoSync store that failed on a full disk
+	// leaves these): the manifest shows them as they are. Durable Sets in
+	// flight at a crash need nothing unless their files did not survive.
 	var alone []manifest.Undo
 	for u, err := range s.man.Undos(ckpt) {
 		if err != nil {
 			return s.metaErr(err)
 		}
-		if !u.Alone {
+		if u.Alone {
+			alone = append(alone, u)
+			continue
+		}
+		if u.New != nil && !s.intact(u.Key, *u.New) {
 			return fmt.Errorf("dirstore: open %s: was not closed cleanly and needs recovery; open it writable once: %w", s.dir, ErrReadOnly)
 		}
-		alone = append(alone, u)
 	}
-	// Durable Sets in flight at the crash need nothing unless their files
-	// did not survive.
 	lost, err := s.rollbackAlone(nil, alone)
 	if err != nil {
 		return err

@@ -14,15 +14,6 @@ import (
 
 const seededEnv = "DIRSTORE_SEEDED_BUG"
 
-// needRoot skips a test that mounts file systems or changes users: CI runs
-// as root (.ci/run), so there it always runs.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (to mount a file system or switch users); CI runs it as root")
-	}
-}
-
 // seededCatchers names, for each seeded bug of the hardening (mutation.go),
 // the test that must catch it.
 var seededCatchers = map[string]string{

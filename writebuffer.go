@@ -284,7 +284,12 @@ func (s *Store) applyBatch(batch map[string]pendingOp) error {
 		}
 		a.e = manifest.Entry{Version: v, Size: int64(len(a.op.value)), CRC: crc32.Checksum(a.op.value, datadir.Castagnoli), ModTime: a.op.modTime}
 		a.name = escape.Name(a.key, v)
-		if err := s.files.Write(a.name, s.gc.spare(), [][]byte{a.op.value}, false); err != nil {
+		err = s.files.Write(a.name, s.gc.spare(), [][]byte{a.op.value}, false)
+		if isNoSpace(err) && s.res.release() {
+			// Acknowledged values: the reserve holds room for them.
+			err = s.files.Write(a.name, "", [][]byte{a.op.value}, false)
+		}
+		if err != nil {
 			s.gc.leftover.Store(true)
 			dropWritten()
 			return keyErr("set", a.key, err)

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -29,9 +31,14 @@ import (
 type fenceFS struct {
 	vfs.FS // the real one
 	onFail func(error)
+	// onFull, if set, is called when a change fails with ENOSPC: it
+	// reports whether it freed space (the store's reserve), and then the
+	// change is tried once more before it fences the FS.
+	onFull func() bool
 
 	fenced atomic.Bool
 	mu     sync.Mutex
+	tables []string        // tables created on the real file system
 	mem    *vfs.MemFS      // what pebble wrote after the fence
 	inMem  map[string]bool // paths that live in mem
 	gone   map[string]bool // real paths removed or renamed away after the fence
@@ -46,6 +53,12 @@ func (f *fenceFS) trip(err error) bool {
 	}
 	f.onFail(err)
 	return true
+}
+
+// retry reports whether a change that failed with err should be tried
+// again: it failed for want of space, and onFull freed some.
+func (f *fenceFS) retry(err error) bool {
+	return err != nil && f.onFull != nil && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) && f.onFull()
 }
 
 func (f *fenceFS) fence() {
@@ -113,17 +126,26 @@ func (f *fenceFS) materialize(p string) error {
 }
 
 // wrap makes a writable real file drop its writes once fenced.
-func (f *fenceFS) wrap(file vfs.File, err error) (vfs.File, error) {
+func (f *fenceFS) wrap(name string, file vfs.File, err error) (vfs.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fencedFile{File: file, fs: f}, nil
+	return &fencedFile{File: file, fs: f, name: name}, nil
 }
 
 func (f *fenceFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
 	if !f.fenced.Load() {
-		if file, err := f.FS.Create(name, c); !f.trip(err) {
-			return f.wrap(file, err)
+		file, err := f.FS.Create(name, c)
+		if f.retry(err) {
+			file, err = f.FS.Create(name, c)
+		}
+		if err == nil && strings.HasSuffix(name, ".sst") {
+			f.mu.Lock()
+			f.tables = append(f.tables, name)
+			f.mu.Unlock()
+		}
+		if !f.trip(err) {
+			return f.wrap(name, file, err)
 		}
 	}
 	f.mu.Lock()
@@ -142,7 +164,11 @@ func (f *fenceFS) createLocked(name string, c vfs.DiskWriteCategory) (vfs.File, 
 
 func (f *fenceFS) Link(oldname, newname string) error {
 	if !f.fenced.Load() {
-		if err := f.FS.Link(oldname, newname); !f.trip(err) {
+		err := f.FS.Link(oldname, newname)
+		if f.retry(err) {
+			err = f.FS.Link(oldname, newname)
+		}
+		if !f.trip(err) {
 			return err
 		}
 	}
@@ -172,8 +198,12 @@ func (f *fenceFS) Open(name string, opts ...vfs.OpenOption) (vfs.File, error) {
 
 func (f *fenceFS) OpenReadWrite(name string, c vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
 	if !f.fenced.Load() {
-		if file, err := f.FS.OpenReadWrite(name, c, opts...); !f.trip(err) {
-			return f.wrap(file, err)
+		file, err := f.FS.OpenReadWrite(name, c, opts...)
+		if f.retry(err) {
+			file, err = f.FS.OpenReadWrite(name, c, opts...)
+		}
+		if !f.trip(err) {
+			return f.wrap(name, file, err)
 		}
 	}
 	f.mu.Lock()
@@ -188,7 +218,9 @@ func (f *fenceFS) OpenReadWrite(name string, c vfs.DiskWriteCategory, opts ...vf
 func (f *fenceFS) OpenDir(name string) (vfs.File, error) {
 	if !f.fenced.Load() {
 		if file, err := f.FS.OpenDir(name); !f.trip(err) {
-			return f.wrap(file, err)
+			// A directory's syncs are dropped once fenced; it has no
+			// bytes to keep.
+			return f.wrap("", file, err)
 		}
 	}
 	f.mu.Lock()
@@ -241,7 +273,11 @@ func (f *fenceFS) RemoveAll(name string) error {
 
 func (f *fenceFS) Rename(oldname, newname string) error {
 	if !f.fenced.Load() {
-		if err := f.FS.Rename(oldname, newname); !f.trip(err) {
+		err := f.FS.Rename(oldname, newname)
+		if f.retry(err) {
+			err = f.FS.Rename(oldname, newname)
+		}
+		if !f.trip(err) {
 			return err
 		}
 	}
@@ -270,8 +306,12 @@ func (f *fenceFS) renameLocked(oldname, newname string) error {
 
 func (f *fenceFS) ReuseForWrite(oldname, newname string, c vfs.DiskWriteCategory) (vfs.File, error) {
 	if !f.fenced.Load() {
-		if file, err := f.FS.ReuseForWrite(oldname, newname, c); !f.trip(err) {
-			return f.wrap(file, err)
+		file, err := f.FS.ReuseForWrite(oldname, newname, c)
+		if f.retry(err) {
+			file, err = f.FS.Create(newname, c)
+		}
+		if !f.trip(err) {
+			return f.wrap(newname, file, err)
 		}
 	}
 	// The old file's bytes are to be written over: it need not be copied.
@@ -289,7 +329,11 @@ func (f *fenceFS) ReuseForWrite(oldname, newname string, c vfs.DiskWriteCategory
 
 func (f *fenceFS) MkdirAll(dir string, perm os.FileMode) error {
 	if !f.fenced.Load() {
-		if err := f.FS.MkdirAll(dir, perm); !f.trip(err) {
+		err := f.FS.MkdirAll(dir, perm)
+		if f.retry(err) {
+			err = f.FS.MkdirAll(dir, perm)
+		}
+		if !f.trip(err) {
 			return err
 		}
 	}
@@ -340,53 +384,199 @@ func (f *fenceFS) Stat(name string) (vfs.FileInfo, error) {
 
 func (f *fenceFS) Unwrap() vfs.FS { return f.FS }
 
-// fencedFile is a writable file of the real file system. A failed change
-// fences the FS; once it is fenced, writes and syncs are dropped (reported
-// done, as they would be lost in a crash).
-type fencedFile struct {
-	vfs.File
-	fs *fenceFS
-}
-
-// do runs op unless the FS is fenced, and fences it if op fails.
-func (f *fencedFile) do(op func() error) {
-	if !f.fs.fenced.Load() {
-		f.fs.trip(op())
+// removeEmptyTables removes the tables the fence left empty on the real
+// file system (a flush that failed at its first write): no MANIFEST names
+// them, and a failed Open would otherwise leave one behind each time.
+func (f *fenceFS) removeEmptyTables() {
+	f.mu.Lock()
+	tables := f.tables
+	f.mu.Unlock()
+	for _, name := range tables {
+		if info, err := f.FS.Stat(name); err == nil && info.Size() == 0 {
+			_ = f.FS.Remove(name)
+		}
 	}
 }
 
+// fencedFile is a writable file of the real file system. A failed change
+// fences the FS; from then on the file lives in memory: what was written to
+// it so far is copied from the real file, and every later write (the one
+// that failed included) goes to the copy, which the fenced FS serves to
+// readers. Pebble thus reads back whole what it believes it wrote (a table
+// whose flush failed half way is installed in its in-memory version, and
+// reads of it must not meet the partial file on disk), while the real file
+// stays as a crash at the fence would have left it.
+type fencedFile struct {
+	vfs.File
+	fs   *fenceFS
+	name string
+
+	mu   sync.Mutex
+	off  int64    // where the next Write goes
+	size int64    // the end of what was written
+	mem  vfs.File // the in-memory copy, once fenced
+}
+
+// memLocked returns the in-memory copy, making it if the FS is fenced, or
+// nil while it is not. f.mu is held.
+func (f *fencedFile) memLocked() vfs.File {
+	if f.mem != nil || !f.fs.fenced.Load() {
+		return f.mem
+	}
+	if f.name == "" {
+		f.mem = nopFile{}
+		return f.mem
+	}
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.fs.mem.MkdirAll(f.fs.FS.PathDir(f.name), 0o755); err != nil {
+		panic(err) // MemFS's MkdirAll does not fail on a fresh path
+	}
+	dst, err := f.fs.mem.Create(f.name, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		panic(err)
+	}
+	if mutated(mutFenceDropsWrites) {
+		f.mem = dst
+		return dst
+	}
+	// The bytes written before the fence are in the real file (in the page
+	// cache at least), up to where pebble's writes reached.
+	if f.size > 0 {
+		if src, err := f.fs.FS.Open(f.name); err == nil {
+			_, _ = io.Copy(dst, io.LimitReader(src, f.size))
+			src.Close()
+		}
+	}
+	f.fs.inMem[f.name] = true
+	f.mem = dst
+	return dst
+}
+
+// write runs op on the real file unless the FS is fenced, fences it if op
+// fails, and then does what op did on the in-memory copy instead.
+func (f *fencedFile) write(op func(vfs.File) error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if m := f.memLocked(); m != nil {
+		_ = op(m)
+		return
+	}
+	if !f.fs.trip(op(f.File)) {
+		return
+	}
+	_ = op(f.memLocked())
+}
+
 func (f *fencedFile) Write(p []byte) (int, error) {
-	f.do(func() error { _, err := f.File.Write(p); return err })
+	f.write(func(file vfs.File) (err error) {
+		if file == f.File {
+			var n int
+			n, err = file.Write(p)
+			if f.fs.retry(err) {
+				_, err = file.Write(p[n:])
+			}
+		} else {
+			_, err = file.WriteAt(p, f.off)
+		}
+		return err
+	})
+	f.mu.Lock()
+	f.off += int64(len(p))
+	f.size = max(f.size, f.off)
+	f.mu.Unlock()
 	return len(p), nil
 }
 
 func (f *fencedFile) WriteAt(p []byte, off int64) (int, error) {
-	f.do(func() error { _, err := f.File.WriteAt(p, off); return err })
+	f.write(func(file vfs.File) error {
+		n, err := file.WriteAt(p, off)
+		if file == f.File && f.fs.retry(err) {
+			_, err = file.WriteAt(p[n:], off+int64(n))
+		}
+		return err
+	})
+	f.mu.Lock()
+	f.size = max(f.size, off+int64(len(p)))
+	f.mu.Unlock()
 	return len(p), nil
 }
 
+// Preallocate only helps: a failure (no space for the whole extent) is not
+// one of the file's writes failing, and does not fence. Pebble preallocates
+// each new log for a whole memtable (4.4 MiB), space that the log seldom
+// fills and that a small or nearly full disk cannot spare: at most
+// maxPreallocate is asked for.
 func (f *fencedFile) Preallocate(off, n int64) error {
-	f.do(func() error { return f.File.Preallocate(off, n) })
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.memLocked() == nil {
+		_ = f.File.Preallocate(off, min(n, maxPreallocate))
+	}
 	return nil
 }
 
+// maxPreallocate bounds what a file of the manifest preallocates.
+const maxPreallocate = 256 << 10
+
 func (f *fencedFile) Sync() error {
-	f.do(f.File.Sync)
+	f.write(func(file vfs.File) error { return file.Sync() })
 	return nil
 }
 
 func (f *fencedFile) SyncData() error {
-	f.do(f.File.SyncData)
+	f.write(func(file vfs.File) error { return file.SyncData() })
 	return nil
 }
 
 func (f *fencedFile) SyncTo(n int64) (bool, error) {
 	full := true
-	f.do(func() (err error) { full, err = f.File.SyncTo(n); return err })
+	f.write(func(file vfs.File) (err error) {
+		if file == f.File {
+			full, err = file.SyncTo(n)
+		}
+		return err
+	})
 	return full, nil
 }
 
+func (f *fencedFile) ReadAt(p []byte, off int64) (int, error) {
+	f.mu.Lock()
+	m := f.mem
+	f.mu.Unlock()
+	if m != nil && f.name != "" {
+		return m.ReadAt(p, off)
+	}
+	return f.File.ReadAt(p, off)
+}
+
+func (f *fencedFile) Stat() (vfs.FileInfo, error) {
+	f.mu.Lock()
+	m := f.mem
+	f.mu.Unlock()
+	if m != nil && f.name != "" {
+		return m.Stat()
+	}
+	return f.File.Stat()
+}
+
+// nopFile stands for a fenced directory: its syncs are dropped.
+type nopFile struct{ vfs.File }
+
+func (nopFile) Sync() error                        { return nil }
+func (nopFile) SyncData() error                    { return nil }
+func (nopFile) SyncTo(int64) (bool, error)         { return true, nil }
+func (nopFile) Close() error                       { return nil }
+func (nopFile) WriteAt([]byte, int64) (int, error) { return 0, nil }
+func (nopFile) Write(p []byte) (int, error)        { return len(p), nil }
+
 func (f *fencedFile) Close() error {
+	f.mu.Lock()
+	m := f.mem
+	f.mu.Unlock()
+	if m != nil {
+		_ = m.Close()
+	}
 	if err := f.File.Close(); err != nil && !f.fs.fenced.Load() {
 		f.fs.trip(err)
 	}

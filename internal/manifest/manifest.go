@@ -193,6 +193,11 @@ type Options struct {
 	// FileMode and DirMode are the permissions of the files and
 	// directories pebble creates; 0 = 0600 and 0700.
 	FileMode, DirMode fs.FileMode
+
+	// OnFull, if set, is called when a write of the manifest fails for want
+	// of space; if it reports that it freed some, the write is tried once
+	// more before the manifest fails.
+	OnFull func() bool
 }
 
 // DB is an open manifest. Its methods are safe for concurrent use.
@@ -227,7 +232,7 @@ func Open(dir string, o Options) (*DB, error) {
 		o.DirMode = 0o700
 	}
 	inner := &storeFS{FS: o.FS, fileMode: o.FileMode, dirMode: o.DirMode, readOnly: o.ReadOnly}
-	d.fs = &fenceFS{FS: inner, onFail: d.failed}
+	d.fs = &fenceFS{FS: orderedFS{inner}, onFail: d.failed, onFull: o.OnFull}
 	popts := &pebble.Options{
 		FS:                 d.fs,
 		Cache:              cache,
@@ -253,6 +258,7 @@ func Open(dir string, o Options) (*DB, error) {
 		if db != nil {
 			_ = db.Close()
 		}
+		d.fs.removeEmptyTables()
 		return nil, openErr(dir, err)
 	}
 	d.db = db
