@@ -79,7 +79,7 @@ func writeFormatFixture(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, escape.Quote("zict/legacy")), want["zict/legacy"], 0o644); err != nil {
 		return err
 	}
-	s, err := dirstore.Open(dir, &dirstore.Options{FileMode: 0o644, DirMode: 0o755})
+	s, err := dirstore.Open(dir, &dirstore.Options{FileMode: 0o644, DirMode: 0o755, Reserve: -1})
 	if err != nil {
 		return err
 	}

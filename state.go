@@ -17,7 +17,10 @@ import (
 //
 // Version 1: the store's first format (stores without a format record
 // have it too).
-const formatVersion = 1
+// Version 2: an entry may record its write time (the ModTime flag); an
+// undo record may be marked Alone (a durable Set whose file was fsynced
+// while its entry committed). Version 1 stores read as they are.
+const formatVersion = 2
 
 // Metadata records in the manifest.
 const (
