@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -460,11 +461,13 @@ func TestRecoveryReportsDamagedFiles(t *testing.T) {
 			f.Close()
 		}
 	}
-	var logs []string
-	s = openT(t, "/s", &dirstore.Options{FS: crashed, Logf: func(f string, args ...any) { logs = append(logs, fmt.Sprintf(f, args...)) }})
+	var logs strings.Builder
+	s = openT(t, "/s", &dirstore.Options{FS: crashed, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	defer s.Close()
-	report := strings.Join(logs, "\n")
-	if !strings.Contains(report, `key "gone" is missing`) || !strings.Contains(report, `key "short" has 5 bytes, not 14`) || strings.Contains(report, `"fine"`) {
+	report := logs.String()
+	if !strings.Contains(report, `msg="dirstore: the file of a key is missing" dir=/s key=gone`) ||
+		!strings.Contains(report, `msg="dirstore: the file of a key has the wrong length" dir=/s key=short`) ||
+		!strings.Contains(report, `size=5 want=14`) || strings.Contains(report, `key=fine`) {
 		t.Fatalf("recovery reported:\n%s", report)
 	}
 	for _, k := range []string{"gone", "short"} {
@@ -523,15 +526,15 @@ func TestRecoveryReportsLostNoSyncValues(t *testing.T) {
 	if damaged == "" {
 		t.Fatalf("no file of b among %q", names)
 	}
-	var logs []string
+	var logs strings.Builder
 	opts.FS = crashed
-	opts.Logf = func(f string, args ...any) { logs = append(logs, fmt.Sprintf(f, args...)) }
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	s = openT(t, "/s", opts)
-	report := strings.Join(logs, "\n")
+	report := logs.String()
 	// The padding's batch may or may not have reached the log.
-	if !strings.Contains(report, fmt.Sprintf(`the file %s of key "b" does not hold the value written`, damaged)) ||
-		!strings.Contains(report, "rolled back the last 2 unsynced operations") &&
-			!strings.Contains(report, "rolled back the last 502 unsynced operations") {
+	if !strings.Contains(report, fmt.Sprintf(`does not hold the value written (lost in the crash)" dir=/s key=b file=%s`, damaged)) ||
+		!strings.Contains(report, `msg="dirstore: rolled back unsynced operations" dir=/s count=2`) &&
+			!strings.Contains(report, `msg="dirstore: rolled back unsynced operations" dir=/s count=502`) {
 		t.Fatalf("recovery reported:\n%s", report)
 	}
 	// b and c were applied in one batch: both are rolled back.

@@ -69,7 +69,7 @@ type Store struct {
 // zict.File adopts them as keys, without copying. Open after a crash
 // recovers: it rolls an unsynced store back to a prefix of its operations,
 // removes files the manifest does not know (of the store's own naming
-// only) and reports entries whose files are missing through Options.Logf.
+// only) and reports entries whose files are missing through Options.Logger.
 func Open(dir string, opts *Options) (*Store, error) {
 	o, err := opts.withDefaults()
 	if err != nil {

@@ -78,7 +78,7 @@
 // rolls a NoSync store back to its last intact prefix, removes value files
 // the manifest does not reference (only names of the store's own form; any
 // other file in the directory is left alone), and reports keys whose files
-// are missing or not of the recorded length through [Options].Logf (the
+// are missing or not of the recorded length through [Options].Logger (the
 // bytes themselves are checked by every read and by [Store.Verify]);
 // reading such a key returns ErrCorrupt.
 // The first Open of a directory that holds zict.File files (zict 3's

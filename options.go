@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -59,9 +60,12 @@ type Options struct {
 	// returns. It is ignored without NoSync.
 	WriteBuffer int64
 
-	// Logf, if set, receives what Open's recovery did (orphans removed,
-	// operations rolled back, entries whose files are missing).
-	Logf func(format string, args ...any)
+	// Logger receives what the store does on its own: what Open's recovery
+	// did (orphans removed, operations rolled back, entries whose files are
+	// missing), failures of background work, and evictions (summarized).
+	// Records carry the attributes dir, and key, file and size where they
+	// apply. Default nil: nothing is logged.
+	Logger *slog.Logger
 }
 
 // withDefaults returns a copy of o (nil allowed) with every default filled in,
@@ -89,8 +93,8 @@ func (o *Options) withDefaults() (Options, error) {
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = time.Second
 	}
-	if c.Logf == nil {
-		c.Logf = func(string, ...any) {}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	var errs []error
 	if c.FileMode&^fs.ModePerm != 0 {

@@ -85,7 +85,7 @@ func (s *Store) adopt() error {
 			b.Close()
 			return fmt.Errorf("dirstore: open %s: %w", s.dir, err)
 		}
-		s.opts.Logf("dirstore: %s: adopted %d zict files", s.dir, len(adopted))
+		s.opts.Logger.Info("dirstore: adopted zict files", "dir", s.dir, "count", len(adopted))
 	}
 	if err := b.Commit(true); err != nil {
 		return fmt.Errorf("dirstore: open %s: manifest: %w", s.dir, err)
@@ -124,12 +124,12 @@ func (s *Store) recover() error {
 		bytes += ke.Size
 		name := fileName(ke.Key, ke.Entry)
 		if _, ok := present[name]; !ok {
-			s.opts.Logf("dirstore: %s: the file %s of key %s is missing", s.dir, name, quoteKey(ke.Key))
+			s.opts.Logger.Warn("dirstore: the file of a key is missing", "dir", s.dir, keyAttr(ke.Key), "file", name)
 		} else if info, err := s.opts.FS.Stat(s.files.Path(name)); err == nil && info.Size() != ke.Size {
 			// Checking the bytes would read every value: the length is
 			// what a lost or torn write changes. Reads and Verify check
 			// the checksum.
-			s.opts.Logf("dirstore: %s: the file %s of key %s has %d bytes, not %d", s.dir, name, quoteKey(ke.Key), info.Size(), ke.Size)
+			s.opts.Logger.Warn("dirstore: the file of a key has the wrong length", "dir", s.dir, keyAttr(ke.Key), "file", name, "size", info.Size(), "want", ke.Size)
 		}
 		present[name] = false // referenced
 		if !ke.Legacy {
@@ -144,7 +144,7 @@ func (s *Store) recover() error {
 				// Not a file of ours after all (a directory, say), or not
 				// removable: leave it, it is not a key either.
 				if !errors.Is(err, fs.ErrNotExist) {
-					s.opts.Logf("dirstore: %s: left %s in place: %v", s.dir, name, err)
+					s.opts.Logger.Warn("dirstore: left an orphan file in place", "dir", s.dir, "file", name, "err", err)
 				}
 				continue
 			}
@@ -154,7 +154,7 @@ func (s *Store) recover() error {
 	s.count.Store(count)
 	s.bytes.Store(bytes)
 	if removed > 0 {
-		s.opts.Logf("dirstore: %s: removed %d orphan files", s.dir, removed)
+		s.opts.Logger.Info("dirstore: removed orphan files", "dir", s.dir, "count", removed)
 	}
 	return nil
 }
@@ -176,8 +176,8 @@ func (s *Store) rollback() error {
 	first := len(undos)
 	for i, u := range undos {
 		if u.New != nil && !s.intact(u.Key, *u.New) {
-			s.opts.Logf("dirstore: %s: the file %s of key %s does not hold the value written (lost in the crash)",
-				s.dir, fileName(u.Key, *u.New), quoteKey(u.Key))
+			s.opts.Logger.Warn("dirstore: the file of a key does not hold the value written (lost in the crash)",
+				"dir", s.dir, keyAttr(u.Key), "file", fileName(u.Key, *u.New), "size", u.New.Size)
 			first = i
 			break
 		}
@@ -221,7 +221,7 @@ func (s *Store) rollback() error {
 	}
 	s.nosync.seq, s.nosync.lastCkpt = seq, seq
 	if n := len(undos) - first; n > 0 {
-		s.opts.Logf("dirstore: %s: rolled back the last %d unsynced operations", s.dir, n)
+		s.opts.Logger.Info("dirstore: rolled back unsynced operations", "dir", s.dir, "count", n)
 	}
 	for _, name := range dropped {
 		_ = s.files.Remove(name)
