@@ -41,6 +41,12 @@ type Store struct {
 
 	count atomic.Int64 // keys
 	bytes atomic.Int64 // sum of value sizes
+	used  atomic.Int64 // bytes plus the reservations of writes in progress (evict.go)
+
+	// rec keeps recency (recency.go); evictor evicts (evict.go).
+	rec      recency
+	evictor  evictor
+	counters counters
 
 	versions versionSource
 	dirSync  syncGroup
@@ -116,6 +122,7 @@ func (s *Store) open() error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("dirstore: open %s: manifest: %w", s.dir, err)
 	}
+	s.rec.init(!s.opts.ReadOnly && (s.opts.MaxBytes > 0 || s.opts.MaxIdle > 0))
 	if !exists && s.opts.ReadOnly {
 		// A directory that was never opened writable: read it as zict's.
 		return s.openReadOnlyZict()
@@ -148,8 +155,12 @@ func (s *Store) open() error {
 	if err != nil {
 		return err
 	}
+	s.used.Store(s.bytes.Load())
 	if s.opts.ReadOnly {
 		return nil
+	}
+	if err := s.openRecency(); err != nil {
+		return err
 	}
 	// From the first change until a clean Close, a crash makes the next
 	// Open recover.
@@ -159,7 +170,7 @@ func (s *Store) open() error {
 		s.wb.init(s.opts.WriteBuffer)
 		s.nosync.start(s)
 	}
-	return nil
+	return s.openBudget()
 }
 
 // mkdirSynced creates dir and any missing parents, and syncs each directory
@@ -212,6 +223,10 @@ func (s *Store) Close() error {
 	s.closed = true
 	var errs []error
 	if !s.opts.ReadOnly && s.man != nil {
+		s.rec.stop()
+		if err := s.flushRecency(); err != nil {
+			errs = append(errs, err)
+		}
 		if s.opts.NoSync {
 			s.nosync.stop()
 			if err := s.applyBuffered(); err != nil {
@@ -246,6 +261,9 @@ func (s *Store) Sync() error {
 		return err
 	}
 	defer s.closeMu.RUnlock()
+	if err := s.flushRecency(); err != nil {
+		return err
+	}
 	if s.opts.NoSync {
 		if err := s.applyBuffered(); err != nil {
 			return fmt.Errorf("dirstore: sync %s: applying buffered writes: %w", s.dir, err)
@@ -275,7 +293,7 @@ func (s *Store) begin(op, key string, write bool) error {
 	}
 	if err != nil {
 		s.closeMu.RUnlock()
-		if key == "" && op == "sync" {
+		if key == "" && (op == "sync" || op == "trim") {
 			return fmt.Errorf("dirstore: %s %s: %w", op, s.dir, err)
 		}
 		return keyErr(op, key, err)
@@ -308,13 +326,15 @@ func (s *Store) failIfSync(err error) error {
 	return err
 }
 
-func (s *Store) stripe(key string) *sync.Mutex {
+func (s *Store) stripe(key string) *sync.Mutex { return &s.stripes[s.stripeIndex(key)] }
+
+func (s *Store) stripeIndex(key string) int {
 	// FNV-1a; the stripes only spread contention.
 	h := uint32(2166136261)
 	for i := 0; i < len(key) && i < 64; i++ {
 		h = (h ^ uint32(key[i])) * 16777619
 	}
-	return &s.stripes[h%uint32(len(s.stripes))]
+	return int(h % uint32(len(s.stripes)))
 }
 
 // fileName returns the name of the file that holds key's value.
@@ -376,14 +396,18 @@ func (s *Store) Set(key string, value []byte) error {
 // SetBuffers stores the concatenation of bufs under key, writing them with
 // one writev and without joining them in memory.
 func (s *Store) SetBuffers(key string, bufs ...[]byte) error {
-	if err := s.setBuffers(key, bufs); err != nil {
+	var evicted []victim
+	err := s.setBuffers(key, bufs, &evicted)
+	// After closeMu is released: hooks and OnEvict may use the Store.
+	s.notifyEvicted(evicted)
+	if err != nil {
 		return err
 	}
-	s.streams.fireSet(bufs) // after closeMu is released: hooks may use the Store
+	s.streams.fireSet(bufs)
 	return nil
 }
 
-func (s *Store) setBuffers(key string, bufs [][]byte) error {
+func (s *Store) setBuffers(key string, bufs [][]byte, evicted *[]victim) (err error) {
 	if err := s.begin("set", key, true); err != nil {
 		return err
 	}
@@ -392,8 +416,22 @@ func (s *Store) setBuffers(key string, bufs [][]byte) error {
 	for _, b := range bufs {
 		size += int64(len(b))
 	}
+	if s.opts.MaxBytes > 0 && size > s.opts.MaxBytes {
+		return keyErr("set", key, s.tooLarge(size))
+	}
+	// A bounded store reserves the room the value takes before writing it.
+	res, err := s.reserve(key, size-s.sizeNow(key), evicted)
+	if err != nil {
+		return keyErr("set", key, err)
+	}
+	defer func() {
+		s.unreserve(res)
+		if err == nil {
+			s.counters.wrote(size)
+		}
+	}()
 	if s.wb.buffers(size) {
-		return s.setBuffered(key, bufs, size)
+		return s.setBuffered(key, bufs, size, &res, evicted)
 	}
 	v, err := s.versions.take(s)
 	if err != nil {
@@ -409,21 +447,56 @@ func (s *Store) setBuffers(key string, bufs [][]byte) error {
 		s.gc.leftover.Store(true)
 		return keyErr("set", key, s.failIfSync(err))
 	}
-	return s.installInOrder("set", key, name, e)
+	return s.installRoom("set", key, name, e, &res, evicted)
+}
+
+// installRoom is installInOrder for a write holding reservation *res (which
+// the commit consumes): if the value it replaces turned out smaller than
+// the reservation assumed, it reserves more, evicting, and commits again.
+func (s *Store) installRoom(op, key, name string, e manifest.Entry, res *int64, evicted *[]victim) error {
+	for {
+		err := s.installInOrder(op, key, name, e, res)
+		var m *errMoreRoom
+		if !errors.As(err, &m) {
+			return err
+		}
+		if err := s.moreRoom(key, err, res, evicted); err != nil {
+			s.drop(name)
+			return keyErr(op, key, err)
+		}
+	}
+}
+
+// sizeNow returns the size of key's value in a bounded store (0 if it has
+// none), which a Set's reservation counts on getting back.
+func (s *Store) sizeNow(key string) int64 {
+	if s.opts.MaxBytes <= 0 {
+		return 0
+	}
+	if op, ok := s.wb.get(key); ok {
+		return int64(len(op.value))
+	}
+	e, ok, err := s.peekEntry(key)
+	if err != nil || !ok {
+		return 0
+	}
+	return e.Size
 }
 
 // SetFrom stores what r yields until io.EOF under key and returns its
 // length. The value streams to its file through a fixed-size buffer, so
 // memory use does not depend on its size. If r fails, nothing changes.
 func (s *Store) SetFrom(key string, r io.Reader) (int64, error) {
-	n, err := s.setFrom(key, r)
+	var evicted []victim
+	n, err := s.setFrom(key, r, &evicted)
+	s.notifyEvicted(evicted)
 	if err == nil {
 		s.streams.fire(evWrite, nil, int(n))
 	}
 	return n, err
 }
 
-func (s *Store) setFrom(key string, r io.Reader) (int64, error) {
+func (s *Store) setFrom(key string, r io.Reader, evicted *[]victim) (int64, error) {
 	if err := s.begin("set", key, true); err != nil {
 		return 0, err
 	}
@@ -438,7 +511,23 @@ func (s *Store) setFrom(key string, r io.Reader) (int64, error) {
 		s.gc.leftover.Store(true)
 		return 0, keyErr("set", key, s.failIfSync(err))
 	}
-	return n, s.installInOrder("set", key, name, manifest.Entry{Version: v, Size: n, CRC: crc})
+	// The size is known only now: a bounded store reserves room after
+	// the file is written, before the commit.
+	if s.opts.MaxBytes > 0 && n > s.opts.MaxBytes {
+		s.drop(name)
+		return 0, keyErr("set", key, s.tooLarge(n))
+	}
+	res, err := s.reserve(key, n-s.sizeNow(key), evicted)
+	if err != nil {
+		s.drop(name)
+		return 0, keyErr("set", key, err)
+	}
+	defer func() { s.unreserve(res) }()
+	if err := s.installRoom("set", key, name, manifest.Entry{Version: v, Size: n, CRC: crc}, &res, evicted); err != nil {
+		return 0, err
+	}
+	s.counters.wrote(n)
+	return n, nil
 }
 
 // install points key at the new file name, which holds entry e, and
@@ -446,15 +535,19 @@ func (s *Store) setFrom(key string, r io.Reader) (int64, error) {
 // unchanged, except after a failed manifest commit (ErrFailed), whose
 // outcome is unknown: then both files stay, and the next Open keeps the
 // one the manifest names and removes the other.
-func (s *Store) install(op, key, name string, e manifest.Entry) error {
+func (s *Store) install(op, key, name string, e manifest.Entry, res *int64) error {
 	if !s.opts.NoSync && !mutated(mutNoDirSync) {
 		if err := s.dirSync.sync(s.files.SyncDir); err != nil {
 			s.drop(name)
 			return keyErr(op, key, s.fail(err))
 		}
 	}
-	old, had, err := s.commit(key, &e)
+	old, had, err := s.commit(key, &e, res)
 	if err != nil {
+		var m *errMoreRoom
+		if errors.As(err, &m) {
+			return err // the caller makes room and commits again
+		}
 		if errors.Is(err, ErrFailed) {
 			s.gc.leftover.Store(true)
 		} else {
@@ -477,11 +570,18 @@ func (s *Store) drop(name string) {
 }
 
 // commit changes key's entry to *e, or deletes it if e is nil, and returns
-// the entry it had.
-func (s *Store) commit(key string, e *manifest.Entry) (old manifest.Entry, had bool, err error) {
+// the entry it had. A Set's reservation *res (nil for none) is settled: on
+// success it is consumed (set to 0); if it is too small and the budget has
+// no room left, commit returns *errMoreRoom and changes nothing.
+func (s *Store) commit(key string, e *manifest.Entry, res *int64) (old manifest.Entry, had bool, err error) {
 	mu := s.stripe(key)
 	mu.Lock()
 	defer mu.Unlock()
+	return s.commitLocked(key, e, res)
+}
+
+// commitLocked is commit with the key's stripe held.
+func (s *Store) commitLocked(key string, e *manifest.Entry, res *int64) (old manifest.Entry, had bool, err error) {
 	old, had, err = s.lookupLocked(key)
 	if err != nil {
 		return old, had, err
@@ -489,11 +589,40 @@ func (s *Store) commit(key string, e *manifest.Entry) (old manifest.Entry, had b
 	if e == nil && !had {
 		return old, had, ErrNotFound
 	}
+	var d, reserved int64 // growth of the values, and the room reserved for it
+	switch {
+	case e == nil:
+		d = -old.Size
+	case had:
+		d = e.Size - old.Size
+	default:
+		d = e.Size
+	}
+	if res != nil {
+		if err := s.settle(d, res); err != nil {
+			return old, had, err
+		}
+		reserved = *res
+	}
+	// The key's recency records change with its entry.
+	var rt int64
+	var rok bool
+	if had {
+		if rt, rok, err = s.man.Recency(key); err != nil {
+			return old, had, err
+		}
+	}
 	b := s.man.NewBatch()
 	if e != nil {
+		t := s.rec.begin()
+		defer s.rec.end(t)
 		b.Put(key, *e)
+		b.SetRecency(key, rt, rok, t)
 	} else {
 		b.Delete(key)
+		if rok {
+			b.DeleteRecency(key, rt)
+		}
 	}
 	var oldp *manifest.Entry
 	if had {
@@ -524,12 +653,12 @@ func (s *Store) commit(key string, e *manifest.Entry) (old manifest.Entry, had b
 	switch {
 	case e == nil:
 		s.count.Add(-1)
-		s.bytes.Add(-old.Size)
-	case had:
-		s.bytes.Add(e.Size - old.Size)
-	default:
+	case !had:
 		s.count.Add(1)
-		s.bytes.Add(e.Size)
+	}
+	s.account(d, reserved)
+	if res != nil {
+		*res = 0
 	}
 	return old, had, nil
 }
@@ -551,16 +680,21 @@ func (s *Store) Delete(key string) error {
 	}
 	defer s.closeMu.RUnlock()
 	if s.wb.on() {
-		return s.deleteBuffered(key)
+		err := s.deleteBuffered(key)
+		if err == nil {
+			s.counters.deletes.Add(1)
+		}
+		return err
 	}
 	if err := s.versions.touch(s); err != nil {
 		return keyErr("delete", key, err)
 	}
-	old, _, err := s.commit(key, nil)
+	old, _, err := s.commit(key, nil, nil)
 	if err != nil {
 		return keyErr("delete", key, err)
 	}
 	s.discard(fileName(key, old), old.Size)
+	s.counters.deletes.Add(1)
 	return nil
 }
 
@@ -581,7 +715,20 @@ func (s *Store) get(key string) ([]byte, error) {
 	defer s.closeMu.RUnlock()
 	var out []byte
 	err := s.read("get", key, false, func(b []byte) error { out = b; return nil })
+	s.noteRead(key, len(out), err)
 	return out, err
+}
+
+// noteRead counts a read of key that found n bytes or failed with err, and
+// notes its use.
+func (s *Store) noteRead(key string, n int, err error) {
+	switch {
+	case err == nil:
+		s.counters.read(n)
+		s.rec.touch(key)
+	case errors.Is(err, ErrNotFound):
+		s.counters.read(-1)
+	}
 }
 
 // View calls fn with key's value, which is valid only until fn returns and
@@ -595,10 +742,16 @@ func (s *Store) View(key string, fn func(value []byte) error) error {
 	// value rather than a pooled buffer or a map.
 	hooked := s.streams.hooked(evRead)
 	var seen []byte
+	found, n := false, 0
 	err := func() error {
 		defer s.closeMu.RUnlock()
-		return s.read("view", key, !hooked, func(b []byte) error { seen = b; return fn(b) })
+		return s.read("view", key, !hooked, func(b []byte) error { seen, found, n = b, true, len(b); return fn(b) })
 	}()
+	if found {
+		s.noteRead(key, n, nil) // whatever fn returned
+	} else {
+		s.noteRead(key, 0, err)
+	}
 	if hooked && seen != nil {
 		s.streams.fire(evRead, seen, len(seen))
 	}
@@ -820,11 +973,24 @@ type Stats struct {
 	NoSync   bool
 	ReadOnly bool
 	Mmap     bool
+	MaxBytes int64 // Options.MaxBytes (0: unbounded)
+
+	// Counters since Open. Gets counts Get, View and Open calls; one that
+	// finds no value is also a Miss. Sets counts the Sets, SetBuffers and
+	// SetFroms that succeeded, Deletes the Deletes (not evictions).
+	Gets, Misses, Sets, Deletes int64
+	Evictions                   int64 // keys evicted (MaxBytes, MaxIdle, Trim)
+	BytesRead                   int64 // value bytes returned by Get and View
+	BytesWritten                int64 // value bytes stored by Sets
 }
 
-// Stats returns the store's counts and mode.
+// Stats returns the store's counts, mode and counters.
 func (s *Store) Stats() Stats {
-	return Stats{Keys: s.count.Load(), Bytes: s.bytes.Load(), NoSync: s.opts.NoSync, ReadOnly: s.opts.ReadOnly, Mmap: s.opts.Mmap}
+	c := &s.counters
+	return Stats{Keys: s.count.Load(), Bytes: s.bytes.Load(), NoSync: s.opts.NoSync, ReadOnly: s.opts.ReadOnly, Mmap: s.opts.Mmap,
+		MaxBytes: s.opts.MaxBytes,
+		Gets:     c.gets.Load(), Misses: c.misses.Load(), Sets: c.sets.Load(), Deletes: c.deletes.Load(),
+		Evictions: c.evictions.Load(), BytesRead: c.bytesRead.Load(), BytesWritten: c.bytesWritten.Load()}
 }
 
 // Verify reads every value and checks it against the manifest, calling fn

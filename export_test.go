@@ -1,5 +1,10 @@
 package dirstore
 
+import (
+	"fmt"
+	"time"
+)
+
 // Mutations the crash tests must catch (see mutation.go).
 var Mutations = map[string]int32{
 	"no file fsync":              mutNoFileSync,
@@ -35,4 +40,31 @@ func (s *Store) Buffered() (ops int, bytes int64) {
 		}
 	}
 	return ops, w.bytes
+}
+
+// SetClock makes stores opened from now on read time from now; the
+// returned function restores the real clock.
+func SetClock(now func() time.Time) (restore func()) {
+	clockFunc = now
+	return func() { clockFunc = time.Now }
+}
+
+// FlushRecency writes the reads noted in memory to the manifest.
+func (s *Store) FlushRecency() error { return s.flushRecency() }
+
+// EvictIdle evicts the keys idle for longer than MaxIdle now.
+func (s *Store) EvictIdle() (int, error) { return s.evictIdle() }
+
+// AccessRecords lists the manifest's access-order index, oldest first, as
+// "key@seconds".
+func (s *Store) AccessRecords() []string {
+	var out []string
+	for a, err := range s.man.Accesses(0) {
+		if err != nil {
+			return append(out, err.Error())
+		}
+		t, _, _ := s.man.Recency(a.Key)
+		out = append(out, fmt.Sprintf("%s@%d/%d", a.Key, a.Time/1e9%1000, t/1e9%1000))
+	}
+	return out
 }

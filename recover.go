@@ -73,8 +73,11 @@ func (s *Store) adopt() error {
 	}
 	adopted := make([]string, 0, len(keys))
 	b := s.man.NewBatch()
+	now := s.rec.now()
+	b.SetMeta(metaRecency, binary.AppendUvarint(nil, 1))
 	for key, f := range keys {
 		b.Put(key, f.e)
+		b.SetRecency(key, 0, false, now)
 		adopted = append(adopted, f.name)
 		s.count.Add(1)
 		s.bytes.Add(f.e.Size)
@@ -209,6 +212,10 @@ func (s *Store) rollback() error {
 			kept = append(kept, fileName(u.Key, *u.New))
 		}
 	}
+	if err := s.rollbackRecency(b, undos[first:]); err != nil {
+		b.Close()
+		return err
+	}
 	// What survived the crash may still be only in the page cache.
 	if err := s.files.SyncFiles(kept); err != nil {
 		b.Close()
@@ -262,4 +269,31 @@ func (s *Store) checkReadOnlyRecovery() error {
 func (s *Store) openReadOnlyZict() error {
 	return fmt.Errorf("dirstore: open %s: no manifest (a zict directory is adopted by its first writable Open): %w",
 		s.dir, fs.ErrNotExist)
+}
+
+// rollbackRecency adds to b the recency records that rolling back undos
+// changes: a key that rollback brings back (an undone Delete) gets records
+// of the current time, and a key it removes (an undone Set of a new key)
+// loses its records.
+func (s *Store) rollbackRecency(b *manifest.Batch, undos []manifest.Undo) error {
+	// A key's state after rollback is the Old of its earliest undone
+	// operation.
+	final := map[string]bool{}
+	for i := len(undos) - 1; i >= 0; i-- {
+		final[undos[i].Key] = undos[i].Old != nil
+	}
+	now := s.rec.now()
+	for key, exists := range final {
+		t, ok, err := s.man.Recency(key)
+		if err != nil {
+			return s.metaErr(err)
+		}
+		switch {
+		case exists && !ok:
+			b.SetRecency(key, 0, false, now)
+		case !exists && ok:
+			b.DeleteRecency(key, t)
+		}
+	}
+	return nil
 }

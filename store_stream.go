@@ -137,6 +137,7 @@ func (s *Store) OpenStream(key string, opts *StreamOptions) (*Stream, error) {
 		st = s.valueStream(name, pf, e.Size, e.CRC, o)
 		return nil
 	})
+	s.noteRead(key, 0, err) // a use; the stream's reads are not counted as BytesRead
 	if err != nil {
 		return nil, err
 	}
