@@ -193,7 +193,7 @@ func (s *Store) evict(need int64, exclude string, before int64, out *[]victim) (
 			}
 			what, size, u, err := s.evictOne(a, exclude)
 			if err != nil {
-				return freed, err
+				return freed, fmt.Errorf("evicting %s: %w", quoteKey(a.Key), err)
 			}
 			switch what {
 			case evicted:
