@@ -1,9 +1,12 @@
 package dirstore
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +42,12 @@ type evictor struct {
 	// record: scans start there, past the deletions at the front of the
 	// index that the manifest has not compacted away yet.
 	floor int64
+	// queue holds the oldest access records, read ahead (see evict), up
+	// to next, the last one read (zero: none since the queue was reset);
+	// gen is the recency generation when it was read.
+	queue []manifest.Access
+	next  manifest.Access
+	gen   uint64
 
 	count   atomic.Int64 // evictions since Open
 	logged  int64        // evictions already reported to the Logger
@@ -169,58 +178,118 @@ const (
 	evicted                // the key was evicted
 )
 
+// queueLen is how many of the oldest access records the eviction scan
+// reads ahead, so that a Set that evicts one key need not open an iterator.
+const queueLen = 64
+
 // evict evicts least recently used keys, never exclude, until need bytes
 // are freed or, with before > 0, every key last used before it. It returns
 // the bytes freed and appends the victims to *out.
+//
+// The candidates come from a queue of the oldest access records, read
+// ahead. It stays exact: records written later with earlier times are
+// those of reads (a flush of noted reads makes the queue be read again,
+// see recency.gen), and those of writes still in flight when it was read
+// (it stops before the first of them); a key moved by evictOne goes back
+// into it in order.
 func (s *Store) evict(need int64, exclude string, before int64, out *[]victim) (freed int64, err error) {
 	ev := &s.evictor
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
-	start := ev.floor
-	for {
-		// A key read since its record was written moves to a later
-		// record, which this scan's iterator does not see: the scan starts
-		// again from where it could be.
-		restart := false
-		floor, limit := start, int64(math.MaxInt64)
-		advancing := true
-		for a, err := range s.man.Accesses(start) {
-			if err != nil {
-				return freed, s.scanErr(err)
+	i := 0 // queue[:i] are kept records (exclude's)
+	for freed < need {
+		if gen := s.rec.gen.Load(); gen != ev.gen {
+			ev.floor = ev.floorNow()
+			ev.queue, ev.next, ev.gen, i = ev.queue[:0], manifest.Access{}, gen, 0
+		}
+		if i == len(ev.queue) {
+			if err := s.fillQueue(); err != nil {
+				return freed, err
 			}
-			if freed >= need || (before > 0 && a.Time >= before) {
-				break
-			}
-			what, size, u, err := s.evictOne(a, exclude)
-			if err != nil {
-				return freed, fmt.Errorf("evicting %s: %w", quoteKey(a.Key), err)
-			}
-			switch what {
-			case evicted:
-				freed += size
-				*out = append(*out, victim{a.Key, size})
-				ev.count.Add(1)
-				ev.logSize.Add(size)
-				s.counters.evictions.Add(1)
-			case moved:
-				limit, restart = min(limit, u), true
-			}
-			if what == kept {
-				advancing = false
-			} else if advancing {
-				floor = a.Time
-			}
-			if restart {
-				break
+			if i == len(ev.queue) {
+				break // nothing more to evict
 			}
 		}
-		start = s.rec.minInflight(min(floor, limit))
-		if !restart {
+		a := ev.queue[i]
+		if before > 0 && a.Time >= before {
 			break
 		}
+		what, size, u, err := s.evictOne(a, exclude)
+		if err != nil {
+			return freed, fmt.Errorf("evicting %s: %w", quoteKey(a.Key), err)
+		}
+		if what == kept {
+			i++
+			continue
+		}
+		ev.queue = slices.Delete(ev.queue, i, i+1)
+		switch what {
+		case evicted:
+			freed += size
+			*out = append(*out, victim{a.Key, size})
+			ev.count.Add(1)
+			ev.logSize.Add(size)
+			s.counters.evictions.Add(1)
+		case moved:
+			// Back in the queue in order, if it falls where the queue was
+			// read; a later fill reads it otherwise.
+			m := manifest.Access{Time: u, Key: a.Key}
+			if compareAccess(m, ev.next) <= 0 {
+				j, _ := slices.BinarySearchFunc(ev.queue, m, compareAccess)
+				ev.queue = slices.Insert(ev.queue, j, m)
+			}
+		}
 	}
-	ev.floor = start
+	ev.floor = ev.floorNow()
 	return freed, nil
+}
+
+// floorNow returns the floor as the queue shows it: every live record is
+// at or after the first queued one, or, with none queued, at or after the
+// last one read.
+func (ev *evictor) floorNow() int64 {
+	switch {
+	case len(ev.queue) > 0:
+		return ev.queue[0].Time
+	case ev.next != (manifest.Access{}):
+		return ev.next.Time
+	}
+	return ev.floor
+}
+
+// fillQueue appends to the queue the access records after it.
+func (s *Store) fillQueue() error {
+	ev := &s.evictor
+	from, after := ev.floor, ev.next
+	read := after != (manifest.Access{})
+	if read {
+		from = after.Time
+	}
+	// Writes in flight may still commit records of their times.
+	limit := s.rec.minInflight(math.MaxInt64)
+	added := 0
+	for a, err := range s.man.Accesses(from) {
+		if err != nil {
+			return s.scanErr(err)
+		}
+		if read && compareAccess(a, after) <= 0 {
+			continue // read already
+		}
+		if a.Time >= limit || added == queueLen {
+			break
+		}
+		ev.queue = append(ev.queue, a)
+		ev.next = a
+		added++
+	}
+	return nil
+}
+
+func compareAccess(a, b manifest.Access) int {
+	if c := cmp.Compare(a.Time, b.Time); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Key, b.Key)
 }
 
 func (s *Store) scanErr(err error) error {

@@ -32,6 +32,9 @@ type recency struct {
 	on    bool // reads are noted (MaxBytes or MaxIdle is set)
 	clock func() time.Time
 	last  atomic.Int64
+	// gen counts the flushes of noted reads, which write access records
+	// earlier than the newest: the eviction queue is read again after one.
+	gen atomic.Uint64
 
 	mu       sync.Mutex
 	pending  map[string]int64 // read since the last flush, and when
@@ -264,6 +267,7 @@ func (s *Store) flushRecency() error {
 		}
 		if err == nil && !b.Empty() {
 			err = b.Commit(false)
+			r.gen.Add(1)
 		} else {
 			b.Close()
 		}
