@@ -81,6 +81,9 @@ func (s *Store) reserve(key string, n int64, evicted *[]victim) (int64, error) {
 	for {
 		u := s.used.Load()
 		if u+n <= max {
+			if mutated(mutNoReserve) {
+				return 0, nil
+			}
 			if s.used.CompareAndSwap(u, u+n) {
 				return n, nil
 			}
@@ -135,7 +138,7 @@ func (e *errMoreRoom) Error() string { return fmt.Sprintf("dirstore: %d more byt
 // more of the budget if it is free. If it is not, it returns errMoreRoom.
 func (s *Store) settle(d int64, res *int64) error {
 	max := s.opts.MaxBytes
-	if max <= 0 || d <= *res {
+	if max <= 0 || d <= *res || mutated(mutNoReserve) {
 		return nil
 	}
 	extra := d - *res

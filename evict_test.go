@@ -152,20 +152,27 @@ func (l *evictLog) take() []string {
 }
 
 // storeModes are the durability modes the eviction tests run in.
-var storeModes = []struct {
+var storeModes = []storeMode{{"sync", false, 0}, {"nosync", true, -1}, {"nosync,buffer", true, 64 << 10}}
+
+type storeMode struct {
 	name   string
 	nosync bool
 	buffer int64
-}{{"sync", false, 0}, {"nosync", true, -1}, {"nosync,buffer", true, 64 << 10}}
+}
 
 // TestEvictModel runs random Sets, Gets, Deletes, Trims and reopens, each
 // more than a second after the last on a fake clock, against an exact LRU:
 // the store must evict the same keys in the same order.
 func TestEvictModel(t *testing.T) {
 	for _, mode := range storeModes {
-		t.Run(mode.name, func(t *testing.T) {
+		t.Run(mode.name, func(t *testing.T) { evictModel(t, mode, crashSeedFor(t), 1500) })
+	}
+}
+
+func evictModel(t testing.TB, mode storeMode, seed uint64, nops int) {
+	{
+		{
 			clock := useFakeClock(t)
-			seed := crashSeedFor(t)
 			rng := rand.New(rand.NewPCG(seed, 3))
 			const max = 8 << 10
 			log := &evictLog{}
@@ -178,7 +185,6 @@ func TestEvictModel(t *testing.T) {
 			defer func() { s.Close() }()
 			m := newLRUModel(max)
 			total := 0
-			nops := 1500
 			if underRace {
 				nops = 400
 			}
@@ -260,7 +266,7 @@ func TestEvictModel(t *testing.T) {
 				t.Fatalf("only %d evictions", total)
 			}
 			t.Logf("%d evictions", total)
-		})
+		}
 	}
 }
 
@@ -270,6 +276,14 @@ func TestEvictBudgetConcurrent(t *testing.T) {
 	for _, mode := range storeModes {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
+			evictBudget(t, mode)
+		})
+	}
+}
+
+func evictBudget(t testing.TB, mode storeMode) {
+	{
+		{
 			const max = 64 << 10
 			var evicted atomic.Int64
 			s := openT(t, t.TempDir(), &dirstore.Options{MaxBytes: max, NoSync: mode.nosync, WriteBuffer: mode.buffer,
@@ -319,8 +333,70 @@ func TestEvictBudgetConcurrent(t *testing.T) {
 			if sum != st.Bytes || int64(len(keys(t, s))) != st.Keys {
 				t.Fatalf("values add up to %d bytes, Stats.Bytes %d", sum, st.Bytes)
 			}
+		}
+	}
+}
+
+// TestEvictCatchesMutations seeds the bugs the eviction tests must catch.
+func TestEvictCatchesMutations(t *testing.T) {
+	for name, m := range dirstore.EvictMutations {
+		t.Run(name, func(t *testing.T) {
+			defer dirstore.SetMutation(m)()
+			msg := catch(t, func(tb testing.TB) {
+				if name == "room checked, not reserved" {
+					evictBudget(tb, storeModes[1])
+				} else {
+					evictModel(tb, storeModes[0], 1, 300)
+				}
+			})
+			if msg == "" {
+				t.Fatalf("the eviction tests did not catch %q", name)
+			}
+			t.Logf("caught: %s", msg)
 		})
 	}
+}
+
+// caught is a testing.TB whose failures are recorded, for tests that
+// must fail.
+type caught struct {
+	testing.TB
+	mu  sync.Mutex
+	msg string
+}
+
+func (c *caught) Helper() {}
+
+func (c *caught) Errorf(format string, args ...any) {
+	c.mu.Lock()
+	if c.msg == "" {
+		c.msg = fmt.Sprintf(format, args...)
+	}
+	c.mu.Unlock()
+}
+
+func (c *caught) Error(args ...any) { c.Errorf("%s", fmt.Sprint(args...)) }
+
+func (c *caught) Fatalf(format string, args ...any) {
+	c.Errorf(format, args...)
+	panic(c)
+}
+
+func (c *caught) Fatal(args ...any) { c.Fatalf("%s", fmt.Sprint(args...)) }
+
+// catch runs fn and returns the first failure it reported ("" if none).
+func catch(t testing.TB, fn func(testing.TB)) (msg string) {
+	c := &caught{TB: t}
+	defer func() {
+		if r := recover(); r != nil && r != any(c) {
+			panic(r)
+		}
+		c.mu.Lock()
+		msg = c.msg
+		c.mu.Unlock()
+	}()
+	fn(c)
+	return ""
 }
 
 // TestEvictStreamKeepsReading: a Stream opened on a value reads it to the

@@ -14,6 +14,12 @@ var Mutations = map[string]int32{
 	"batch rolled back in part":  mutSplitBatch,
 }
 
+// EvictMutations are the seeded bugs the eviction tests must catch.
+var EvictMutations = map[string]int32{
+	"room checked, not reserved": mutNoReserve,
+	"reads not noted":            mutReadsForgotten,
+}
+
 // ApplyBuffered writes what a NoSync store's write buffer holds to files
 // and the manifest, without making it durable.
 func (s *Store) ApplyBuffered() error { return s.applyBuffered() }

@@ -13,6 +13,8 @@ const (
 	mutNoManifestSync // the manifest commit is not synced
 	mutRemoveTooEarly // the replaced file is removed before the manifest commit
 	mutSplitBatch     // recovery rolls back part of a batch of buffered writes
+	mutNoReserve      // a bounded store's write checks for room but does not reserve it
+	mutReadsForgotten // reads do not note their keys' recency
 )
 
 func mutated(m int32) bool { return mutation.Load() == m }

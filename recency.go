@@ -121,7 +121,7 @@ func (r *recency) minInflight(limit int64) int64 {
 
 // touch notes a read of key.
 func (r *recency) touch(key string) {
-	if !r.on {
+	if !r.on || mutated(mutReadsForgotten) {
 		return
 	}
 	t := r.now()
