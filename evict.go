@@ -50,7 +50,7 @@ type evictor struct {
 	gen   uint64
 
 	count   atomic.Int64 // evictions since Open
-	logged  int64        // evictions already reported to the Logger
+	logged  atomic.Int64 // evictions already reported to the Logger
 	logSize atomic.Int64 // bytes evicted since the last report
 
 	listenMu  sync.Mutex
@@ -417,13 +417,12 @@ func (s *Store) onEvict(fn func(key string, size int64)) (remove func()) {
 // report logs the evictions since the last report, at most once per
 // background tick.
 func (ev *evictor) report(s *Store) {
-	n := ev.count.Load()
-	if n == ev.logged {
+	n, l := ev.count.Load(), ev.logged.Load()
+	if n == l || !ev.logged.CompareAndSwap(l, n) {
 		return
 	}
-	s.opts.Logger.Info("dirstore: evicted keys", "dir", s.dir, "count", n-ev.logged, "size", ev.logSize.Swap(0),
+	s.opts.Logger.Info("dirstore: evicted keys", "dir", s.dir, "count", n-l, "size", ev.logSize.Swap(0),
 		"bytes", s.bytes.Load(), "max", s.opts.MaxBytes)
-	ev.logged = n
 }
 
 // Trim evicts least recently used keys until Bytes <= maxBytes, and
@@ -459,6 +458,7 @@ func (s *Store) Trim(maxBytes int64) (evicted int, err error) {
 		}
 	}()
 	s.notifyEvicted(vs)
+	s.evictor.report(s)
 	if err != nil {
 		return len(vs), fmt.Errorf("dirstore: trim %s: %w", s.dir, err)
 	}
@@ -494,7 +494,9 @@ func (s *Store) openBudget() error {
 	s.notifyEvicted(vs)
 	s.evictor.report(s)
 	if err != nil {
-		return fmt.Errorf("dirstore: open %s: %w", s.dir, err)
+		// The store is open all the same: the next Set evicts (or reports
+		// why it cannot).
+		s.opts.Logger.Error("dirstore: evicting at Open failed", "dir", s.dir, "err", err)
 	}
 	return nil
 }

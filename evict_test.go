@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -619,5 +621,41 @@ func TestStatsCounters(t *testing.T) {
 				t.Fatalf("no eviction in the run: %+v", got)
 			}
 		})
+	}
+}
+
+// TestEvictLogged: the Logger gets a summary of evictions, with the
+// store's directory, not a record per key.
+func TestEvictLogged(t *testing.T) {
+	var logs strings.Builder
+	var mu sync.Mutex
+	dir := t.TempDir()
+	s := openT(t, dir, &dirstore.Options{MaxBytes: 1000, Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))})
+	for i := range 10 {
+		mustSet(t, s, fmt.Sprint("k", i), make([]byte, 300))
+	}
+	if _, err := s.Trim(0); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		report := logs.String()
+		mu.Unlock()
+		n := 0
+		for _, line := range strings.Split(report, "\n") {
+			var c int
+			if i := strings.Index(line, `msg="dirstore: evicted keys" dir=`+dir+" count="); i >= 0 {
+				fmt.Sscan(line[i+len(`msg="dirstore: evicted keys" dir=`+dir+" count="):], &c)
+			}
+			n += c
+		}
+		if n == 10 && !strings.Contains(report, "key=") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Logger reported %d evictions:\n%s", n, report)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
