@@ -47,6 +47,7 @@ type Store struct {
 	rec      recency
 	evictor  evictor
 	counters counters
+	pins     pins // pin.go
 
 	versions versionSource
 	dirSync  syncGroup
@@ -156,6 +157,9 @@ func (s *Store) open() error {
 		return err
 	}
 	s.used.Store(s.bytes.Load())
+	if err := s.loadPins(); err != nil {
+		return err
+	}
 	if s.opts.ReadOnly {
 		return nil
 	}

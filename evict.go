@@ -97,13 +97,19 @@ func (s *Store) reserve(key string, n int64, evicted *[]victim) (int64, error) {
 			idle = 0
 			continue
 		}
-		// Nothing to evict: the bytes are other writes' reservations, or
+		// Nothing to evict: the bytes are other writes' reservations,
 		// values in the write buffer, which have no access record until
-		// they are applied.
-		if s.wb.on() {
+		// they are applied, or pinned keys.
+		if s.wb.on() && !s.wb.empty() {
 			if err := s.applyBuffered(); err != nil {
 				return 0, fmt.Errorf("applying buffered writes: %w", err)
 			}
+		} else if s.used.Load() == s.bytes.Load() {
+			// No other write holds room that it could give back.
+			if p := s.pins.count(); p > 0 {
+				return 0, fmt.Errorf("%w: %d bytes wanted, %d keys pinned (Bytes %d, MaxBytes %d)", ErrPinned, n, p, s.bytes.Load(), max)
+			}
+			return 0, fmt.Errorf("%w: %d bytes wanted (Bytes %d, MaxBytes %d)", errNoVictim, n, s.bytes.Load(), max)
 		}
 		idle++
 		if idle > 2000 && s.used.Load() == s.bytes.Load() {
@@ -303,7 +309,7 @@ func (s *Store) scanErr(err error) error {
 // For a key read since the record was written it writes the record of the
 // read instead (moved, with its time u).
 func (s *Store) evictOne(a manifest.Access, exclude string) (what outcome, size, u int64, err error) {
-	if a.Key == exclude {
+	if a.Key == exclude || s.pins.has(a.Key) {
 		return kept, 0, 0, nil
 	}
 	w := &s.wb

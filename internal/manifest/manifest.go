@@ -3,7 +3,7 @@
 // package that opens pebble; the store and internal/datadir use pebble's vfs
 // package for their file system.
 //
-// The key space has five prefixes:
+// The key space has six prefixes:
 //
 //   - 'k' + key: the key's Entry;
 //   - 'm' + name: the store's own metadata;
@@ -12,7 +12,8 @@
 //     of nanoseconds since the Unix epoch (its recency record);
 //   - 'a' + the same 8 bytes + key, with an empty value: the access-order
 //     index, so that iterating the prefix yields the least recently used
-//     keys first (see Accesses).
+//     keys first (see Accesses);
+//   - 'p' + key, with an empty value: the key is pinned (see Batch.Pin).
 //
 // Each key with an entry has a recency record and the access record of the
 // same time (see Batch.SetRecency); an access record whose key has no entry,
@@ -38,6 +39,7 @@ const (
 	prefixUndo    = 'u'
 	prefixRecency = 'r'
 	prefixAccess  = 'a'
+	prefixPin     = 'p'
 )
 
 // ErrCorrupt is returned for a record that does not decode.

@@ -115,3 +115,34 @@ func (d *DB) LastAccess() (int64, error) {
 	}
 	return int64(binary.BigEndian.Uint64(k[1:9])), nil
 }
+
+func pinKey(key string) []byte {
+	b := make([]byte, 0, 1+len(key))
+	return append(append(b, prefixPin), key...)
+}
+
+// Pin records that key is pinned: a bounded store does not evict it.
+func (b *Batch) Pin(key string) { _ = b.b.Set(pinKey(key), nil, nil) }
+
+// Unpin deletes key's pin record.
+func (b *Batch) Unpin(key string) { _ = b.b.Delete(pinKey(key), nil) }
+
+// Pins yields the pinned keys in order.
+func (d *DB) Pins() iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixPin}, UpperBound: []byte{prefixPin + 1}})
+		if err != nil {
+			yield("", err)
+			return
+		}
+		defer it.Close()
+		for ok := it.First(); ok; ok = it.Next() {
+			if !yield(string(it.Key()[1:]), nil) {
+				return
+			}
+		}
+		if err := it.Error(); err != nil {
+			yield("", err)
+		}
+	}
+}
