@@ -104,8 +104,9 @@ func (s *Store) reserve(key string, n int64, evicted *[]victim) (int64, error) {
 			if err := s.applyBuffered(); err != nil {
 				return 0, fmt.Errorf("applying buffered writes: %w", err)
 			}
-		} else if s.used.Load() == s.bytes.Load() {
-			// No other write holds room that it could give back.
+		} else if s.used.Load() == s.bytes.Load() && s.rec.minInflight(math.MaxInt64) == math.MaxInt64 {
+			// No other write holds room that it could give back, or
+			// writes a record that the scan waits for.
 			if p := s.pins.count(); p > 0 {
 				return 0, fmt.Errorf("%w: %d bytes wanted, %d keys pinned (Bytes %d, MaxBytes %d)", ErrPinned, n, p, s.bytes.Load(), max)
 			}
@@ -309,7 +310,7 @@ func (s *Store) scanErr(err error) error {
 // For a key read since the record was written it writes the record of the
 // read instead (moved, with its time u).
 func (s *Store) evictOne(a manifest.Access, exclude string) (what outcome, size, u int64, err error) {
-	if a.Key == exclude || s.pins.has(a.Key) {
+	if a.Key == exclude || (s.pins.has(a.Key) && !mutated(mutPinsIgnored)) {
 		return kept, 0, 0, nil
 	}
 	w := &s.wb

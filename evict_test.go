@@ -323,6 +323,9 @@ func evictBudget(t testing.TB, mode storeMode) {
 			if b := over.Load(); b != 0 {
 				t.Fatalf("Bytes reached %d after a Set returned, over MaxBytes %d", b, max)
 			}
+			if r := s.Reserved(); r != 0 {
+				t.Fatalf("%d bytes still reserved with no write running", r)
+			}
 			st := s.Stats()
 			if st.Bytes > max || evicted.Load() == 0 || st.Evictions != evicted.Load() {
 				t.Fatalf("Bytes %d (max %d), %d evictions reported, Stats.Evictions %d", st.Bytes, max, evicted.Load(), st.Evictions)
@@ -345,9 +348,12 @@ func TestEvictCatchesMutations(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			defer dirstore.SetMutation(m)()
 			msg := catch(t, func(tb testing.TB) {
-				if name == "room checked, not reserved" {
+				switch name {
+				case "room checked, not reserved":
 					evictBudget(tb, storeModes[1])
-				} else {
+				case "pins ignored":
+					pinned(tb, storeModes[0])
+				default:
 					evictModel(tb, storeModes[0], 1, 300)
 				}
 			})

@@ -18,6 +18,7 @@ var Mutations = map[string]int32{
 var EvictMutations = map[string]int32{
 	"room checked, not reserved": mutNoReserve,
 	"reads not noted":            mutReadsForgotten,
+	"pins ignored":               mutPinsIgnored,
 }
 
 // ApplyBuffered writes what a NoSync store's write buffer holds to files
@@ -74,3 +75,7 @@ func (s *Store) AccessRecords() []string {
 	}
 	return out
 }
+
+// Reserved returns the bytes of the budget that writes in progress hold
+// (0 when none runs).
+func (s *Store) Reserved() int64 { return s.used.Load() - s.bytes.Load() }

@@ -15,6 +15,7 @@ const (
 	mutSplitBatch     // recovery rolls back part of a batch of buffered writes
 	mutNoReserve      // a bounded store's write checks for room but does not reserve it
 	mutReadsForgotten // reads do not note their keys' recency
+	mutPinsIgnored    // eviction does not skip pinned keys
 )
 
 func mutated(m int32) bool { return mutation.Load() == m }

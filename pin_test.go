@@ -15,7 +15,13 @@ import (
 // once with ErrPinned, changing nothing.
 func TestPin(t *testing.T) {
 	for _, mode := range storeModes {
-		t.Run(mode.name, func(t *testing.T) {
+		t.Run(mode.name, func(t *testing.T) { pinned(t, mode) })
+	}
+}
+
+func pinned(t testing.TB, mode storeMode) {
+	{
+		{
 			mem := vfs.NewCrashableMem()
 			log := &evictLog{}
 			opts := &dirstore.Options{FS: mem, MaxBytes: 1000, NoSync: mode.nosync, WriteBuffer: mode.buffer, OnEvict: log.onEvict}
@@ -73,6 +79,6 @@ func TestPin(t *testing.T) {
 			if err := c.Close(); err != nil {
 				t.Fatal(err)
 			}
-		})
+		}
 	}
 }
