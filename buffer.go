@@ -293,7 +293,7 @@ func (b *Buffer[V]) evicted(key string, _ int64) {
 	}
 	// The report may be late: only a flight writes a stored key, so if
 	// the Store has it, it is the Buffer's current value, spilled again.
-	if ok, err := b.slow.Has(key); err == nil && !ok {
+	if !b.slow.hasNow(key) {
 		b.unstoreLocked(key)
 	}
 }

@@ -219,6 +219,7 @@ func (s *Store) release() error {
 // and releases the directory. Operations in flight finish first; later ones
 // return an error matching fs.ErrClosed.
 func (s *Store) Close() error {
+	s.rec.stop()
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()
 	if s.closed {
@@ -227,7 +228,6 @@ func (s *Store) Close() error {
 	s.closed = true
 	var errs []error
 	if !s.opts.ReadOnly && s.man != nil {
-		s.rec.stop()
 		if err := s.flushRecency(); err != nil {
 			errs = append(errs, err)
 		}

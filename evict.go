@@ -507,3 +507,15 @@ func (s *Store) openBudget() error {
 	}
 	return nil
 }
+
+// hasNow reports whether key has a value, for a Buffer hearing of an
+// eviction: without closeMu, which a Close waiting for the eviction's
+// goroutine may hold. On an error it says yes (the Buffer keeps the key
+// and finds out at its next Get).
+func (s *Store) hasNow(key string) bool {
+	if op, ok := s.wb.get(key); ok {
+		return !op.del
+	}
+	_, ok, err := s.peekEntry(key)
+	return ok || err != nil
+}

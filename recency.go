@@ -44,9 +44,10 @@ type recency struct {
 	// does not move its floor past them.
 	inflight map[int64]int
 
-	kick chan struct{}
-	quit chan struct{}
-	loop sync.WaitGroup
+	kick     chan struct{}
+	quit     chan struct{}
+	loop     sync.WaitGroup
+	stopOnce sync.Once
 }
 
 const (
@@ -195,12 +196,16 @@ func (r *recency) start(s *Store) {
 	}()
 }
 
+// stop ends the background loop, once. Close calls it before it takes
+// closeMu, since the loop's evictions call OnEvict, which may use the
+// Store.
 func (r *recency) stop() {
-	if r.quit != nil {
-		close(r.quit)
-		r.loop.Wait()
-		r.quit = nil
-	}
+	r.stopOnce.Do(func() {
+		if r.quit != nil {
+			close(r.quit)
+			r.loop.Wait()
+		}
+	})
 }
 
 // flushRecency writes the noted reads to the manifest, without sync.
