@@ -96,7 +96,8 @@
 // their commit, reads note it in memory and a background goroutine
 // writes it within a second, so the order is exact between uses more than
 // a second apart and survives Close, a crash and a reopen. An eviction is
-// a Delete with the store's durability. A [Buffer] over a bounded Store
+// a Delete with the store's durability. [Store.Pin] keeps a key from
+// eviction, durably, until [Store.Unpin]. A [Buffer] over a bounded Store
 // forgets the spilled keys the Store evicts; [BufferOptions].MaxSpill
 // bounds what a Buffer spills.
 //
