@@ -125,7 +125,10 @@ func (r *recency) touch(key string) {
 	if !r.on || mutated(mutReadsForgotten) {
 		return
 	}
-	t := r.now()
+	// The clock as it is: a read's time is written only if it is later
+	// than the key's record, so it need not be monotonic, and reads do
+	// not contend on r.last.
+	t := r.clock().UnixNano()
 	r.mu.Lock()
 	if _, ok := r.pending[key]; ok {
 		r.pending[key] = t
