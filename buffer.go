@@ -9,8 +9,12 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"github.com/dirstore/dirstore/internal/manifest"
 )
 
 // Codec turns a Buffer's values into bytes for its Store and back.
@@ -52,6 +56,15 @@ type BufferOptions[V any] struct {
 	// by Get moved into memory (not when a heavy value is served from the
 	// Store without moving), outside the Buffer's lock. Default nil.
 	OnUnspill func(key string, v V)
+
+	// MaxSpill, if positive, bounds the bytes of the Buffer's values in
+	// the Store (dask's max_spill): a spill that would take them past it
+	// is not made. The value stays in memory, so the memory tier goes over
+	// MaxWeight, the Set that wanted the spill succeeds, no more spills are
+	// tried until the next Set or Evict, BufferStats.SpillsRefused counts
+	// it, and the Store's Options.Logger says so at most once a second.
+	// Default 0: no bound.
+	MaxSpill int64
 }
 
 // Buffer is a map from string keys to values of type V in two tiers: a
@@ -100,7 +113,9 @@ type BufferOptions[V any] struct {
 // The Buffer keeps the set of spilled keys in memory (the key plus about 50
 // bytes each), loaded from the Store by NewBuffer, so Has, Len and Keys
 // never touch the disk. While the Buffer is in use nobody else may write
-// the Store. Values in memory are lost by a crash and by Close; spilled
+// the Store, but a bounded Store (Options.MaxBytes) may evict the Buffer's
+// spilled values: the Buffer learns of each eviction, and the key is gone
+// from it (Store.OnEvict still reports it). Values in memory are lost by a crash and by Close; spilled
 // values have the Store's durability (see Options.NoSync). Flush spills
 // everything and syncs the Store. Close does not close the Store.
 type Buffer[V any] struct {
@@ -110,6 +125,14 @@ type Buffer[V any] struct {
 	codec     Codec[V]
 	onSpill   func(string, V) error
 	onUnspill func(string, V)
+	maxSpill  int64
+	unlisten  func() // stops the Store's reports of evictions
+
+	stats struct {
+		spills, unspills, refused, failures atomic.Int64
+		spillTime, unspillTime              atomic.Int64 // nanoseconds
+		lastRefusalLog                      atomic.Int64 // when a refusal was last logged (Unix nanoseconds)
+	}
 
 	mu struct {
 		sync.Mutex
@@ -123,8 +146,12 @@ type Buffer[V any] struct {
 		// flights holds the keys whose value is moving between the tiers
 		// or whose Store copy is being removed; they are not in lru.
 		flights map[string]*flight[V]
-		// stored holds the keys whose value is in the Store.
-		stored map[string]struct{}
+		// stored holds the keys whose value is in the Store, with the size
+		// of the stored value.
+		stored map[string]int64
+		// spilled is the bytes of the values in stored, plus those of the
+		// spills under way, for MaxSpill.
+		spilled int64
 		// orphans holds keys whose Store copy should be gone but whose
 		// removal failed; Flush and Close retry.
 		orphans map[string]struct{}
@@ -163,9 +190,14 @@ type flight[V any] struct {
 	value      V
 	weight     int64
 	copy       bool // the Store holds the key's old copy, to remove if superseded
+	evicted    bool // the Store evicted the key while the flight was under way
 }
 
 var (
+	// errSpillRefused is spillLocked's report of a spill that MaxSpill
+	// refused.
+	errSpillRefused       = errors.New("spill refused")
+	errMaxSpill           = errors.New("the Buffer's values in the Store reached MaxSpill")
 	errBufferClosed error = &sentinel{"dirstore: buffer is closed", fs.ErrClosed}
 	errEvictEmpty   error = &sentinel{"dirstore: buffer has no value in memory to evict", fs.ErrNotExist}
 )
@@ -181,6 +213,7 @@ func NewBuffer[V any](slow *Store, opts BufferOptions[V]) (*Buffer[V], error) {
 		codec:     opts.Codec,
 		onSpill:   opts.OnSpill,
 		onUnspill: opts.OnUnspill,
+		maxSpill:  opts.MaxSpill,
 	}
 	var zero V
 	_, isBytes := any(zero).([]byte)
@@ -190,6 +223,9 @@ func NewBuffer[V any](slow *Store, opts BufferOptions[V]) (*Buffer[V], error) {
 	}
 	if opts.MaxWeight < 0 {
 		errs = append(errs, fmt.Errorf("MaxWeight %d is negative", opts.MaxWeight))
+	}
+	if opts.MaxSpill < 0 {
+		errs = append(errs, fmt.Errorf("MaxSpill %d is negative", opts.MaxSpill))
 	}
 	if b.codec == nil {
 		if isBytes {
@@ -211,15 +247,66 @@ func NewBuffer[V any](slow *Store, opts BufferOptions[V]) (*Buffer[V], error) {
 	b.mu.lru, _ = simplelru.NewLRU[string, entry[V]](math.MaxInt, nil)
 	b.mu.heavy = make(map[string]struct{})
 	b.mu.flights = make(map[string]*flight[V])
-	b.mu.stored = make(map[string]struct{})
+	b.mu.stored = make(map[string]int64)
 	b.mu.orphans = make(map[string]struct{})
-	for k, err := range slow.Keys() {
+	for ke, err := range slow.entries() {
 		if err != nil {
 			return nil, fmt.Errorf("dirstore: new buffer: %w", err)
 		}
-		b.mu.stored[k] = struct{}{}
+		b.mu.stored[ke.Key] = ke.Size
+		b.mu.spilled += ke.Size
 	}
+	b.unlisten = slow.onEvict(b.evicted)
 	return b, nil
+}
+
+// entries yields the keys and their sizes, for NewBuffer.
+func (s *Store) entries() iter.Seq2[manifest.KeyEntry, error] {
+	return func(yield func(manifest.KeyEntry, error) bool) {
+		if err := s.begin("keys", "", false); err != nil {
+			yield(manifest.KeyEntry{}, err)
+			return
+		}
+		defer s.closeMu.RUnlock()
+		// Buffered writes have no entry yet.
+		if err := s.applyBuffered(); err != nil {
+			yield(manifest.KeyEntry{}, fmt.Errorf("applying buffered writes: %w", err))
+			return
+		}
+		for ke, err := range s.man.Entries("") {
+			if !yield(ke, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// evicted learns that the Store evicted key.
+func (b *Buffer[V]) evicted(key string, _ int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if f := b.mu.flights[key]; f != nil {
+		// The flight's owner checks when it lands (a spill), or finds the
+		// value gone (a read-back), or removes it anyway.
+		f.evicted = true
+		return
+	}
+	if _, ok := b.mu.stored[key]; !ok {
+		return
+	}
+	// The report may be late: only a flight writes a stored key, so if
+	// the Store has it, it is the Buffer's current value, spilled again.
+	if !b.slow.hasNow(key) {
+		b.unstoreLocked(key)
+	}
+}
+
+// unstoreLocked forgets that key's value is in the Store.
+func (b *Buffer[V]) unstoreLocked(key string) {
+	if n, ok := b.mu.stored[key]; ok {
+		b.mu.spilled -= n
+		delete(b.mu.stored, key)
+	}
 }
 
 // bytesCodec is the Codec of []byte values: the bytes as they are.
@@ -270,7 +357,7 @@ func (b *Buffer[V]) Set(key string, v V) error {
 	} else if _, ok := b.mu.stored[key]; ok {
 		// Remove the old copy outside the lock; meanwhile the flight holds
 		// v, so Get already returns it.
-		delete(b.mu.stored, key)
+		b.unstoreLocked(key)
 		f := &flight[V]{kind: removing, done: make(chan struct{}), superseded: true,
 			has: true, value: v, weight: w, copy: true}
 		b.mu.flights[key] = f
@@ -292,7 +379,7 @@ func (b *Buffer[V]) Set(key string, v V) error {
 // and its value in memory, if any, is dropped.
 func (b *Buffer[V]) supersedeLocked(key string, f *flight[V]) {
 	if !f.superseded && f.kind != spilling {
-		delete(b.mu.stored, key)
+		b.unstoreLocked(key)
 	}
 	f.superseded = true
 	if f.has {
@@ -371,6 +458,13 @@ func (b *Buffer[V]) Get(key string) (V, error) {
 func (b *Buffer[V]) unspill(key string, f *flight[V]) (v V, retry bool, err error) {
 	var zero V
 	var w int64
+	start := time.Now()
+	defer func() {
+		b.stats.unspillTime.Add(int64(time.Since(start)))
+		if err == nil && !retry {
+			b.stats.unspills.Add(1)
+		}
+	}()
 	// User code (the Codec, Weight, the Store's read hooks) runs here; a
 	// panic of it lands the flight as a failure and goes on from Get.
 	err = guard(func() error {
@@ -395,7 +489,7 @@ func (b *Buffer[V]) unspill(key string, f *flight[V]) (v V, retry bool, err erro
 	if err != nil || w > b.max {
 		if errors.Is(err, ErrNotFound) {
 			// Somebody else removed it from the Store.
-			delete(b.mu.stored, key)
+			b.unstoreLocked(key)
 			f.copy = false
 		}
 		// On error, or for a heavy value, the key stays in the Store.
@@ -423,7 +517,7 @@ func (b *Buffer[V]) unspill(key string, f *flight[V]) (v V, retry bool, err erro
 		b.mu.Unlock()
 		return v, false, nil
 	}
-	delete(b.mu.stored, key)
+	b.unstoreLocked(key)
 	f.has, f.value, f.weight = true, v, w
 	b.mu.weight += w
 	b.mu.parked += w
@@ -482,7 +576,7 @@ func (b *Buffer[V]) Delete(key string) error {
 	if err == nil || errors.Is(err, ErrNotFound) {
 		f.copy = false
 		if !f.superseded {
-			delete(b.mu.stored, key)
+			b.unstoreLocked(key)
 		}
 	}
 	landed := b.landLocked(key, f)
@@ -549,6 +643,10 @@ func (b *Buffer[V]) victimLocked() (key string, e entry[V], heavy, ok bool) {
 // with it held. moved is false if the value stayed in memory or a Set or
 // Delete of key won meanwhile.
 func (b *Buffer[V]) spillLocked(key string, e entry[V]) (moved bool, err error) {
+	if b.maxSpill > 0 && b.mu.spilled >= b.maxSpill {
+		b.refusedLocked(key, 0)
+		return false, errSpillRefused
+	}
 	b.mu.lru.Remove(key)
 	delete(b.mu.heavy, key)
 	f := &flight[V]{kind: spilling, done: make(chan struct{}), has: true, value: e.value, weight: e.weight}
@@ -556,6 +654,11 @@ func (b *Buffer[V]) spillLocked(key string, e entry[V]) (moved bool, err error) 
 	b.mu.parked += e.weight
 	b.mu.Unlock()
 
+	start := time.Now()
+	defer func() { b.stats.spillTime.Add(int64(time.Since(start))) }()
+	var reserved int64 // of spilled, given back unless the spill sticks
+	refused := false
+	var size int64
 	// User code (the Codec, the Store's write hooks, OnSpill) runs
 	// without the lock; a panic of it lands the flight as a failed spill
 	// (the value stays in memory) and goes on from the method that spilled.
@@ -564,10 +667,22 @@ func (b *Buffer[V]) spillLocked(key string, e entry[V]) (moved bool, err error) 
 		if err != nil {
 			return keyErr("marshal", key, err)
 		}
+		size = int64(len(data))
+		b.mu.Lock()
+		if b.maxSpill > 0 && b.mu.spilled+size > b.maxSpill {
+			refused = true
+		} else {
+			reserved = size
+			b.mu.spilled += reserved
+		}
+		b.mu.Unlock()
+		if refused {
+			return nil
+		}
 		return b.slow.Set(key, data)
 	})
 	b.mu.Lock()
-	if err == nil {
+	if err == nil && !refused {
 		f.copy = true
 		if !f.superseded && b.onSpill != nil {
 			b.mu.Unlock()
@@ -579,13 +694,33 @@ func (b *Buffer[V]) spillLocked(key string, e entry[V]) (moved bool, err error) 
 		}
 	}
 	if f.superseded {
+		b.mu.spilled -= reserved
 		b.landLocked(key, f)
 		if isPanic(err) {
 			return false, err
 		}
 		return false, nil
 	}
-	if err != nil {
+	if err == nil && !refused && f.evicted {
+		// The Store reported an eviction of the key while it was being
+		// spilled: if it is gone, it was this copy, evicted after its Set
+		// returned (a late report of an older copy leaves it there).
+		if ok, herr := b.slow.Has(key); herr == nil && !ok {
+			b.mu.spilled -= reserved
+			b.mu.weight -= f.weight
+			b.mu.parked -= f.weight
+			f.has, f.copy = false, false
+			b.landLocked(key, f)
+			return true, nil
+		}
+	}
+	if err != nil || refused {
+		b.mu.spilled -= reserved
+		if refused {
+			b.refusedLocked(key, size)
+		} else {
+			b.stats.failures.Add(1)
+		}
 		if f.copy {
 			if rerr := b.removeCopyLocked(key); rerr != nil && !isPanic(err) {
 				err = errors.Join(err, rerr)
@@ -599,9 +734,13 @@ func (b *Buffer[V]) spillLocked(key string, e entry[V]) (moved bool, err error) 
 		if !f.superseded {
 			delete(b.mu.heavy, key)
 		}
+		if refused {
+			return false, errSpillRefused
+		}
 		return false, err
 	}
-	b.mu.stored[key] = struct{}{}
+	b.mu.stored[key] = reserved // already counted in spilled
+	b.stats.spills.Add(1)
 	delete(b.mu.orphans, key)
 	b.mu.weight -= f.weight
 	b.mu.parked -= f.weight
@@ -624,6 +763,9 @@ func (b *Buffer[V]) spillUntilLocked(target int64) error {
 			break
 		}
 		if _, err := b.spillLocked(key, e); err != nil {
+			if err == errSpillRefused {
+				break // MaxSpill is reached: no more spills now
+			}
 			if first == nil || isPanic(err) {
 				first = err
 			}
@@ -732,6 +874,9 @@ func (b *Buffer[V]) Evict() (key string, weight int64, err error) {
 		return "", 0, fmt.Errorf("dirstore: evict: %w", errEvictEmpty)
 	}
 	moved, err := b.spillLocked(key, e)
+	if err == errSpillRefused {
+		return "", 0, fmt.Errorf("dirstore: evict %q: %w", key, errMaxSpill)
+	}
 	if !moved {
 		return "", 0, repanic(err) // the deferred Unlock runs first
 	}
@@ -809,6 +954,9 @@ func (b *Buffer[V]) Close() error {
 		return fmt.Errorf("dirstore: close buffer: %w", errBufferClosed)
 	}
 	b.mu.closed = true
+	b.mu.Unlock()
+	b.unlisten() // outside the lock: a report may be waiting for it
+	b.mu.Lock()
 	for len(b.mu.flights) > 0 {
 		var done []chan struct{}
 		for _, f := range b.mu.flights {
@@ -873,4 +1021,51 @@ func repanic(err error) error {
 		panic(p.value)
 	}
 	return err
+}
+
+// refusedLocked counts a spill of key (of size bytes, 0 if not marshalled)
+// that MaxSpill refused, and logs it at most once a second.
+func (b *Buffer[V]) refusedLocked(key string, size int64) {
+	b.stats.refused.Add(1)
+	now := time.Now().UnixNano()
+	last := b.stats.lastRefusalLog.Load()
+	if now-last >= int64(time.Second) && b.stats.lastRefusalLog.CompareAndSwap(last, now) {
+		b.slow.opts.Logger.Warn("dirstore: buffer: spill refused, MaxSpill reached; the value stays in memory",
+			"dir", b.slow.dir, keyAttr(key), "size", size, "spilled", b.mu.spilled, "max_spill", b.maxSpill,
+			"refused", b.stats.refused.Load())
+	}
+}
+
+// BufferStats describes a Buffer: its tiers now, and its counters since
+// NewBuffer.
+type BufferStats struct {
+	MemoryWeight            int64 // weight of the values in memory (Weight)
+	MemoryKeys, SpilledKeys int
+	SpilledBytes            int64 // bytes of the Buffer's values in the Store
+	Spills, Unspills        int64 // values moved to the Store, and back by Get
+	SpillsRefused           int64 // spills not made because of MaxSpill
+	SpillFailures           int64 // spills that failed (Codec, Store, OnSpill)
+	SpillTime, UnspillTime  time.Duration
+}
+
+// Stats returns the Buffer's state and counters. Values on their way
+// between the tiers count as in memory.
+func (b *Buffer[V]) Stats() BufferStats {
+	b.mu.Lock()
+	st := BufferStats{
+		MemoryWeight: b.mu.weight,
+		MemoryKeys:   b.mu.lru.Len(),
+		SpilledKeys:  len(b.mu.stored),
+		SpilledBytes: b.mu.spilled,
+	}
+	for _, f := range b.mu.flights {
+		if f.has {
+			st.MemoryKeys++
+		}
+	}
+	b.mu.Unlock()
+	st.Spills, st.Unspills = b.stats.spills.Load(), b.stats.unspills.Load()
+	st.SpillsRefused, st.SpillFailures = b.stats.refused.Load(), b.stats.failures.Load()
+	st.SpillTime, st.UnspillTime = time.Duration(b.stats.spillTime.Load()), time.Duration(b.stats.unspillTime.Load())
+	return st
 }

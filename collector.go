@@ -61,7 +61,7 @@ func (c *collector) work() {
 	for name := range c.ch {
 		if err := c.s.files.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			c.leftover.Store(true)
-			c.s.opts.Logf("dirstore: %v", err)
+			c.s.opts.Logger.Warn("dirstore: removing a superseded file failed", "dir", c.s.dir, "file", name, "err", err)
 		}
 		c.mu.Lock()
 		c.pending--

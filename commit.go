@@ -57,11 +57,14 @@ func (g *syncGroup) sync(fn func() error) error {
 // its undo record and rolls that key back alone (rollbackAlone), and the
 // file it rolls back to is still there, since a superseded file is
 // discarded only after the Set that superseded it is acknowledged.
-func (s *Store) installDurable(op, key, name string, e manifest.Entry) error {
+func (s *Store) installDurable(op, key, name string, e manifest.Entry, res *int64) error {
 	durable := make(chan error, 1)
 	go func() { durable <- s.makeDurable(name) }()
-	old, had, seq, err := s.commitEntry(key, &e, true)
+	old, had, seq, err := s.commitEntry(key, &e, res, true)
 	ferr := <-durable
+	if m := (*errMoreRoom)(nil); errors.As(err, &m) {
+		return err // nothing changed: the caller makes room and comes back
+	}
 	if ferr != nil && err == nil && errors.Is(ferr, fs.ErrNotExist) && s.superseded(key, name) {
 		// A later Set or Delete of the key, acknowledged (so durable)
 		// already, retired the file before its fsync: nothing of this Set
@@ -118,10 +121,11 @@ func (s *Store) revert(key, name string, old manifest.Entry, had bool, e manifes
 	}
 	if had {
 		s.cacheLocked(key, &old)
-		s.account(true, e.Size, false, old.Size)
+		s.account(old.Size-e.Size, 0)
 	} else {
 		s.cacheLocked(key, nil)
-		s.account(true, e.Size, true, 0)
+		s.count.Add(-1)
+		s.account(-e.Size, 0)
 	}
 	s.drop(name)
 }

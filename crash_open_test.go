@@ -108,7 +108,7 @@ func TestCrashCreation(t *testing.T) {
 			off := int(seed % uint64(every))
 			recovered := 0
 			for i, p := range points {
-				if err := crashPointErr(p, ops, models, c.nosync); err != nil {
+				if err := crashPointErr(p, ops, models, c.nosync, 0); err != nil {
 					t.Fatalf("crash point %d of %d: %v", i, len(points), err)
 				}
 				// Crash the recovery of this crashed state too, at each of
@@ -149,7 +149,7 @@ func crashRecovery(seed uint64, c crashConfig, p crashPoint, ops []workOp, model
 	for _, q := range points {
 		q.acked, q.inflight = p.acked, p.inflight
 		q.what = p.what + ", then " + q.what
-		if err := crashPointErr(q, ops, models, c.nosync); err != nil {
+		if err := crashPointErr(q, ops, models, c.nosync, 0); err != nil {
 			return 0, err
 		}
 	}

@@ -43,6 +43,13 @@ type Store struct {
 
 	count atomic.Int64 // keys
 	bytes atomic.Int64 // sum of value sizes
+	used  atomic.Int64 // bytes plus the reservations of writes in progress (evict.go)
+
+	// rec keeps recency (recency.go); evictor evicts (evict.go).
+	rec      recency
+	evictor  evictor
+	counters counters
+	pins     pins // pin.go
 
 	versions versionSource
 	dirSync  syncGroup
@@ -74,7 +81,7 @@ type Store struct {
 // zict.File adopts them as keys, without copying. Open after a crash
 // recovers: it rolls an unsynced store back to a prefix of its operations,
 // removes files the manifest does not know (of the store's own naming
-// only) and reports entries whose files are missing through Options.Logf.
+// only) and reports entries whose files are missing through Options.Logger.
 func Open(dir string, opts *Options) (*Store, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
@@ -122,6 +129,7 @@ func (s *Store) open() error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return s.metaErr(err)
 	}
+	s.rec.init(!s.opts.ReadOnly && (s.opts.MaxBytes > 0 || s.opts.MaxIdle > 0))
 	if !exists && s.opts.ReadOnly {
 		// A directory that was never opened writable: read it as zict's.
 		return s.openReadOnlyZict()
@@ -158,8 +166,15 @@ func (s *Store) open() error {
 	if err != nil {
 		return err
 	}
+	s.used.Store(s.bytes.Load())
+	if err := s.loadPins(); err != nil {
+		return err
+	}
 	if s.opts.ReadOnly {
 		return nil
+	}
+	if err := s.openRecency(); err != nil {
+		return err
 	}
 	// From the first change until a clean Close, a crash makes the next
 	// Open recover.
@@ -170,7 +185,7 @@ func (s *Store) open() error {
 		s.wb.init(s.opts.WriteBuffer)
 		s.nosync.start(s)
 	}
-	return nil
+	return s.openBudget()
 }
 
 // takeLock takes the store's lock file: exclusively, or, for a read-only
@@ -232,6 +247,7 @@ func (s *Store) release() error {
 // and releases the directory. Operations in flight finish first; later ones
 // return an error matching fs.ErrClosed.
 func (s *Store) Close() error {
+	s.rec.stop()
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()
 	if s.closed {
@@ -240,6 +256,9 @@ func (s *Store) Close() error {
 	s.closed = true
 	var errs []error
 	if !s.opts.ReadOnly && s.man != nil {
+		if err := s.flushRecency(); err != nil {
+			errs = append(errs, err)
+		}
 		if s.opts.NoSync {
 			s.nosync.stop()
 			if err := s.applyBuffered(); err != nil {
@@ -274,6 +293,9 @@ func (s *Store) Sync() error {
 		return err
 	}
 	defer s.closeMu.RUnlock()
+	if err := s.flushRecency(); err != nil {
+		return err
+	}
 	if s.opts.NoSync {
 		if err := s.applyBuffered(); err != nil {
 			return fmt.Errorf("dirstore: sync %s: applying buffered writes: %w", s.dir, err)
@@ -303,7 +325,7 @@ func (s *Store) begin(op, key string, write bool) error {
 	}
 	if err != nil {
 		s.closeMu.RUnlock()
-		if key == "" && op == "sync" {
+		if key == "" && (op == "sync" || op == "trim") {
 			return fmt.Errorf("dirstore: %s %s: %w", op, s.dir, err)
 		}
 		return keyErr(op, key, err)
@@ -336,13 +358,15 @@ func (s *Store) failIfSync(err error) error {
 	return err
 }
 
-func (s *Store) stripe(key string) *sync.Mutex {
+func (s *Store) stripe(key string) *sync.Mutex { return &s.stripes[s.stripeIndex(key)] }
+
+func (s *Store) stripeIndex(key string) int {
 	// FNV-1a; the stripes only spread contention.
 	h := uint32(2166136261)
 	for i := 0; i < len(key) && i < 64; i++ {
 		h = (h ^ uint32(key[i])) * 16777619
 	}
-	return &s.stripes[h%uint32(len(s.stripes))]
+	return int(h % uint32(len(s.stripes)))
 }
 
 // fileName returns the name of the file that holds key's value.
@@ -404,14 +428,18 @@ func (s *Store) Set(key string, value []byte) error {
 // SetBuffers stores the concatenation of bufs under key, writing them with
 // one writev and without joining them in memory.
 func (s *Store) SetBuffers(key string, bufs ...[]byte) error {
-	if err := s.setBuffers(key, bufs); err != nil {
+	var evicted []victim
+	err := s.setBuffers(key, bufs, &evicted)
+	// After closeMu is released: hooks and OnEvict may use the Store.
+	s.notifyEvicted(evicted)
+	if err != nil {
 		return err
 	}
-	s.streams.fireSet(bufs) // after closeMu is released: hooks may use the Store
+	s.streams.fireSet(bufs)
 	return nil
 }
 
-func (s *Store) setBuffers(key string, bufs [][]byte) error {
+func (s *Store) setBuffers(key string, bufs [][]byte, evicted *[]victim) (err error) {
 	if err := s.begin("set", key, true); err != nil {
 		return err
 	}
@@ -423,8 +451,22 @@ func (s *Store) setBuffers(key string, bufs [][]byte) error {
 	for _, b := range bufs {
 		size += int64(len(b))
 	}
+	if s.opts.MaxBytes > 0 && size > s.opts.MaxBytes {
+		return keyErr("set", key, s.tooLarge(size))
+	}
+	// A bounded store reserves the room the value takes before writing it.
+	res, err := s.reserve(key, size-s.sizeNow(key), evicted)
+	if err != nil {
+		return keyErr("set", key, err)
+	}
+	defer func() {
+		s.unreserve(res)
+		if err == nil {
+			s.counters.wrote(size)
+		}
+	}()
 	if s.wb.buffers(size) {
-		return s.setBuffered(key, bufs, size)
+		return s.setBuffered(key, bufs, size, &res, evicted)
 	}
 	v, err := s.versions.take(s)
 	if err != nil {
@@ -441,7 +483,40 @@ func (s *Store) setBuffers(key string, bufs [][]byte) error {
 		s.gc.leftover.Store(true)
 		return keyErr("set", key, s.failIfSync(err))
 	}
-	return s.installInOrder("set", key, name, e)
+	return s.installRoom("set", key, name, e, &res, evicted)
+}
+
+// installRoom is installInOrder for a write holding reservation *res (which
+// the commit consumes): if the value it replaces turned out smaller than
+// the reservation assumed, it reserves more, evicting, and commits again.
+func (s *Store) installRoom(op, key, name string, e manifest.Entry, res *int64, evicted *[]victim) error {
+	for {
+		err := s.installInOrder(op, key, name, e, res)
+		var m *errMoreRoom
+		if !errors.As(err, &m) {
+			return err
+		}
+		if err := s.moreRoom(key, err, res, evicted); err != nil {
+			s.drop(name)
+			return keyErr(op, key, err)
+		}
+	}
+}
+
+// sizeNow returns the size of key's value in a bounded store (0 if it has
+// none), which a Set's reservation counts on getting back.
+func (s *Store) sizeNow(key string) int64 {
+	if s.opts.MaxBytes <= 0 {
+		return 0
+	}
+	if op, ok := s.wb.get(key); ok {
+		return int64(len(op.value))
+	}
+	e, ok, err := s.peekEntry(key)
+	if err != nil || !ok {
+		return 0
+	}
+	return e.Size
 }
 
 // SetFrom stores what r yields until io.EOF under key and returns its
@@ -449,14 +524,16 @@ func (s *Store) setBuffers(key string, bufs [][]byte) error {
 // memory use does not depend on its size. If r fails, or panics (the
 // panic goes on to the caller), nothing changes.
 func (s *Store) SetFrom(key string, r io.Reader) (int64, error) {
-	n, err := s.setFrom(key, r)
+	var evicted []victim
+	n, err := s.setFrom(key, r, &evicted)
+	s.notifyEvicted(evicted)
 	if err == nil {
 		s.streams.fire(evWrite, nil, int(n))
 	}
 	return n, err
 }
 
-func (s *Store) setFrom(key string, r io.Reader) (int64, error) {
+func (s *Store) setFrom(key string, r io.Reader, evicted *[]victim) (int64, error) {
 	if err := s.begin("set", key, true); err != nil {
 		return 0, err
 	}
@@ -474,8 +551,24 @@ func (s *Store) setFrom(key string, r io.Reader) (int64, error) {
 		s.gc.leftover.Store(true)
 		return 0, keyErr("set", key, s.failIfSync(err))
 	}
+	// The size is known only now: a bounded store reserves room after
+	// the file is written, before the commit.
+	if s.opts.MaxBytes > 0 && n > s.opts.MaxBytes {
+		s.drop(name)
+		return 0, keyErr("set", key, s.tooLarge(n))
+	}
+	res, err := s.reserve(key, n-s.sizeNow(key), evicted)
+	if err != nil {
+		s.drop(name)
+		return 0, keyErr("set", key, err)
+	}
+	defer func() { s.unreserve(res) }()
 	e := manifest.Entry{Version: v, Size: n, CRC: crc, ModTime: time.Now().UnixNano()}
-	return n, s.installInOrder("set", key, name, e)
+	if err := s.installRoom("set", key, name, e, &res, evicted); err != nil {
+		return 0, err
+	}
+	s.counters.wrote(n)
+	return n, nil
 }
 
 // install points key at the new file name, which holds entry e, and
@@ -483,12 +576,16 @@ func (s *Store) setFrom(key string, r io.Reader) (int64, error) {
 // unchanged, except after a failed manifest commit (ErrFailed), whose
 // outcome is unknown: then both files stay, and the next Open keeps the
 // one the manifest names and removes the other.
-func (s *Store) install(op, key, name string, e manifest.Entry) error {
+func (s *Store) install(op, key, name string, e manifest.Entry, res *int64) error {
 	if !s.opts.NoSync {
-		return s.installDurable(op, key, name, e)
+		return s.installDurable(op, key, name, e, res)
 	}
-	old, had, err := s.commit(key, &e)
+	old, had, err := s.commit(key, &e, res)
 	if err != nil {
+		var m *errMoreRoom
+		if errors.As(err, &m) {
+			return err // the caller makes room and commits again
+		}
 		if errors.Is(err, ErrFailed) {
 			s.gc.leftover.Store(true)
 		} else {
@@ -511,18 +608,25 @@ func (s *Store) drop(name string) {
 }
 
 // commit changes key's entry to *e, or deletes it if e is nil, and returns
-// the entry it had.
-func (s *Store) commit(key string, e *manifest.Entry) (old manifest.Entry, had bool, err error) {
-	old, had, _, err = s.commitEntry(key, e, false)
+// the entry it had. A Set's reservation *res (nil for none) is settled: on
+// success it is consumed (set to 0); if it is too small and the budget has
+// no room left, commit returns *errMoreRoom and changes nothing.
+func (s *Store) commit(key string, e *manifest.Entry, res *int64) (old manifest.Entry, had bool, err error) {
+	old, had, _, err = s.commitEntry(key, e, res, false)
 	return old, had, err
 }
 
 // commitEntry is commit; in sync mode, alone commits an undo record of the
 // change (see installDurable) and returns its sequence number.
-func (s *Store) commitEntry(key string, e *manifest.Entry, alone bool) (old manifest.Entry, had bool, seq uint64, err error) {
+func (s *Store) commitEntry(key string, e *manifest.Entry, res *int64, alone bool) (old manifest.Entry, had bool, seq uint64, err error) {
 	mu := s.stripe(key)
 	mu.Lock()
 	defer mu.Unlock()
+	return s.commitLocked(key, e, res, alone)
+}
+
+// commitLocked is commitEntry with the key's stripe held.
+func (s *Store) commitLocked(key string, e *manifest.Entry, res *int64, alone bool) (old manifest.Entry, had bool, seq uint64, err error) {
 	old, had, err = s.lookupLocked(key)
 	if err != nil {
 		return old, had, 0, err
@@ -530,11 +634,40 @@ func (s *Store) commitEntry(key string, e *manifest.Entry, alone bool) (old mani
 	if e == nil && !had {
 		return old, had, 0, ErrNotFound
 	}
+	var d, reserved int64 // growth of the values, and the room reserved for it
+	switch {
+	case e == nil:
+		d = -old.Size
+	case had:
+		d = e.Size - old.Size
+	default:
+		d = e.Size
+	}
+	if res != nil {
+		if err := s.settle(d, res); err != nil {
+			return old, had, 0, err
+		}
+		reserved = *res
+	}
+	// The key's recency records change with its entry.
+	var rt int64
+	var rok bool
+	if had {
+		if rt, rok, err = s.man.Recency(key); err != nil {
+			return old, had, 0, err
+		}
+	}
 	b := s.man.NewBatch()
 	if e != nil {
+		t := s.rec.begin()
+		defer s.rec.end(t)
 		b.Put(key, *e)
+		b.SetRecency(key, rt, rok, t)
 	} else {
 		b.Delete(key)
+		if rok {
+			b.DeleteRecency(key, rt)
+		}
 	}
 	var oldp *manifest.Entry
 	if had {
@@ -561,10 +694,15 @@ func (s *Store) commitEntry(key string, e *manifest.Entry, alone bool) (old mani
 		return old, had, seq, s.fail(err)
 	}
 	s.cacheLocked(key, e)
-	if e == nil {
-		s.account(had, old.Size, true, 0)
-	} else {
-		s.account(had, old.Size, false, e.Size)
+	switch {
+	case e == nil:
+		s.count.Add(-1)
+	case !had:
+		s.count.Add(1)
+	}
+	s.account(d, reserved)
+	if res != nil {
+		*res = 0
 	}
 	return old, had, seq, nil
 }
@@ -579,22 +717,6 @@ func (s *Store) cacheLocked(key string, e *manifest.Entry) {
 		s.hot.Add(key, *e)
 	} else {
 		s.hot.Remove(key)
-	}
-}
-
-// account updates the key count and byte total for an operation on a key
-// that had a value of oldSize bytes (or none): a Delete (del), or a Set of
-// newSize bytes.
-func (s *Store) account(had bool, oldSize int64, del bool, newSize int64) {
-	switch {
-	case del:
-		s.count.Add(-1)
-		s.bytes.Add(-oldSize)
-	case had:
-		s.bytes.Add(newSize - oldSize)
-	default:
-		s.count.Add(1)
-		s.bytes.Add(newSize)
 	}
 }
 
@@ -615,16 +737,21 @@ func (s *Store) Delete(key string) error {
 	}
 	defer s.closeMu.RUnlock()
 	if s.wb.on() {
-		return s.deleteBuffered(key)
+		err := s.deleteBuffered(key)
+		if err == nil {
+			s.counters.deletes.Add(1)
+		}
+		return err
 	}
 	if err := s.versions.touch(s); err != nil {
 		return keyErr("delete", key, err)
 	}
-	old, _, err := s.commit(key, nil)
+	old, _, err := s.commit(key, nil, nil)
 	if err != nil {
 		return keyErr("delete", key, err)
 	}
 	s.discard(fileName(key, old), old.Size)
+	s.counters.deletes.Add(1)
 	return nil
 }
 
@@ -645,9 +772,24 @@ func (s *Store) get(key string) ([]byte, error) {
 	defer s.closeMu.RUnlock()
 	out, done, err := s.value("get", key, false)
 	if err != nil {
+		s.noteRead(key, 0, err)
 		return nil, err
 	}
-	return out, done()
+	err = done()
+	s.noteRead(key, len(out), err)
+	return out, err
+}
+
+// noteRead counts a read of key that found n bytes or failed with err, and
+// notes its use.
+func (s *Store) noteRead(key string, n int, err error) {
+	switch {
+	case err == nil:
+		s.counters.read(n)
+		s.rec.touch(key)
+	case errors.Is(err, ErrNotFound):
+		s.counters.read(-1)
+	}
 }
 
 // View calls fn with key's value, which is valid only until fn returns and
@@ -668,6 +810,7 @@ func (s *Store) View(key string, fn func(value []byte) error) (err error) {
 		defer s.closeMu.RUnlock()
 		return s.value("view", key, !hooked)
 	}()
+	s.noteRead(key, len(data), err) // whatever fn returns
 	if err != nil {
 		return err
 	}
@@ -909,11 +1052,24 @@ type Stats struct {
 	NoSync   bool
 	ReadOnly bool
 	Mmap     bool
+	MaxBytes int64 // Options.MaxBytes (0: unbounded)
+
+	// Counters since Open. Gets counts Get, View and Open calls; one that
+	// finds no value is also a Miss. Sets counts the Sets, SetBuffers and
+	// SetFroms that succeeded, Deletes the Deletes (not evictions).
+	Gets, Misses, Sets, Deletes int64
+	Evictions                   int64 // keys evicted (MaxBytes, MaxIdle, Trim)
+	BytesRead                   int64 // value bytes returned by Get and View
+	BytesWritten                int64 // value bytes stored by Sets
 }
 
-// Stats returns the store's counts and mode.
+// Stats returns the store's counts, mode and counters.
 func (s *Store) Stats() Stats {
-	return Stats{Keys: s.count.Load(), Bytes: s.bytes.Load(), NoSync: s.opts.NoSync, ReadOnly: s.opts.ReadOnly, Mmap: s.opts.Mmap}
+	c := &s.counters
+	return Stats{Keys: s.count.Load(), Bytes: s.bytes.Load(), NoSync: s.opts.NoSync, ReadOnly: s.opts.ReadOnly, Mmap: s.opts.Mmap,
+		MaxBytes: s.opts.MaxBytes,
+		Gets:     c.gets.Load(), Misses: c.misses.Load(), Sets: c.sets.Load(), Deletes: c.deletes.Load(),
+		Evictions: c.evictions.Load(), BytesRead: c.bytesRead.Load(), BytesWritten: c.bytesWritten.Load()}
 }
 
 // Verify reads every value and checks it against the manifest, calling fn

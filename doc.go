@@ -113,11 +113,28 @@
 // rolls a NoSync store back to its last intact prefix, removes value files
 // the manifest does not reference (only names of the store's own form; any
 // other file in the directory is left alone), and reports keys whose files
-// are missing or not of the recorded length through [Options].Logf (the
+// are missing or not of the recorded length through [Options].Logger (the
 // bytes themselves are checked by every read and by [Store.Verify]);
 // reading such a key returns ErrCorrupt.
 // The first Open of a directory that holds zict.File files (zict 3's
 // quote(key)#N or zict 2's quote(key)) adopts them as keys without copying.
+//
+// # Cache mode
+//
+// With [Options].MaxBytes a store is a bounded cache: a Set that would
+// take the values past the budget first evicts the least recently used
+// keys (never its own), so that [Stats].Bytes <= MaxBytes whenever a Set
+// returns, with any number of writers; a larger value is refused with
+// [ErrTooLarge]. [Options].MaxIdle evicts keys unused for longer, and
+// [Store.Trim] evicts on demand; [Options].OnEvict hears of each eviction.
+// Recency is kept in the manifest, not in memory: writes record it in
+// their commit, reads note it in memory and a background goroutine
+// writes it within a second, so the order is exact between uses more than
+// a second apart and survives Close, a crash and a reopen. An eviction is
+// a Delete with the store's durability. [Store.Pin] keeps a key from
+// eviction, durably, until [Store.Unpin]. A [Buffer] over a bounded Store
+// forgets the spilled keys the Store evicts; [BufferOptions].MaxSpill
+// bounds what a Buffer spills.
 //
 // # Integrity
 //

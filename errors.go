@@ -39,6 +39,9 @@ var (
 	// there after the reopen, whole or not at all. Later writes return
 	// ErrFailed and change nothing.
 	ErrFailed = errors.New("dirstore: store failed and refuses writes")
+	// ErrTooLarge means a value larger than Options.MaxBytes: no eviction
+	// could make room for it, and nothing changed. It matches fs.ErrInvalid.
+	ErrTooLarge error = &sentinel{"dirstore: value larger than MaxBytes", fs.ErrInvalid}
 )
 
 // MaxKeyLen is the longest key a Store accepts, in bytes.

@@ -1,5 +1,10 @@
 package dirstore
 
+import (
+	"fmt"
+	"time"
+)
+
 // MutNoRevert is the seeded bug TestDurableSetReverts must catch.
 const MutNoRevert = mutNoRevert
 
@@ -16,6 +21,13 @@ var Mutations = map[string]int32{
 // MutReserveKept is the seeded bug the full-disk tests must catch: the
 // emergency reserve is never released.
 const MutReserveKept = mutReserveKept
+
+// EvictMutations are the seeded bugs the eviction tests must catch.
+var EvictMutations = map[string]int32{
+	"room checked, not reserved": mutNoReserve,
+	"reads not noted":            mutReadsForgotten,
+	"pins ignored":               mutPinsIgnored,
+}
 
 // ApplyBuffered writes what a NoSync store's write buffer holds to files
 // and the manifest, without making it durable.
@@ -71,3 +83,34 @@ func (s *Store) ListFSDir(dir string) (names []string, visited int, err error) {
 
 // FormatVersion is the store format version this code writes (state.go).
 const FormatVersion = formatVersion
+
+// SetClock makes stores opened from now on read time from now; the
+// returned function restores the real clock.
+func SetClock(now func() time.Time) (restore func()) {
+	clockFunc = now
+	return func() { clockFunc = time.Now }
+}
+
+// FlushRecency writes the reads noted in memory to the manifest.
+func (s *Store) FlushRecency() error { return s.flushRecency() }
+
+// EvictIdle evicts the keys idle for longer than MaxIdle now.
+func (s *Store) EvictIdle() (int, error) { return s.evictIdle() }
+
+// AccessRecords lists the manifest's access-order index, oldest first, as
+// "key@seconds".
+func (s *Store) AccessRecords() []string {
+	var out []string
+	for a, err := range s.man.Accesses(0) {
+		if err != nil {
+			return append(out, err.Error())
+		}
+		t, _, _ := s.man.Recency(a.Key)
+		out = append(out, fmt.Sprintf("%s@%d/%d", a.Key, a.Time/1e9%1000, t/1e9%1000))
+	}
+	return out
+}
+
+// Reserved returns the bytes of the budget that writes in progress hold
+// (0 when none runs).
+func (s *Store) Reserved() int64 { return s.used.Load() - s.bytes.Load() }

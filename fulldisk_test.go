@@ -3,9 +3,11 @@
 package dirstore_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -20,15 +22,6 @@ import (
 	"github.com/dirstore/dirstore"
 	"github.com/dirstore/dirstore/internal/storetest"
 )
-
-// needRoot skips a test that mounts file systems when not run as root. CI
-// runs as root, so there these tests always run.
-func needRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (to mount a file system or switch users); CI runs it as root")
-	}
-}
 
 func run(t testing.TB, name string, args ...string) string {
 	t.Helper()
@@ -128,7 +121,7 @@ func TestFullDisk(t *testing.T) {
 func fullDiskRun(t testing.TB, c fullDiskCase) {
 	root := c.mount(t)
 	dir := filepath.Join(root, "s")
-	opts := &dirstore.Options{NoSync: c.nosync, WriteBuffer: c.buffer, CheckpointInterval: 50 * time.Millisecond, Logf: t.Logf}
+	opts := &dirstore.Options{NoSync: c.nosync, WriteBuffer: c.buffer, CheckpointInterval: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil))}
 	s, err := dirstore.Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -530,4 +523,12 @@ func TestFullDiskOpenLeavesNoTables(t *testing.T) {
 	if s.Len() != len(want) {
 		t.Fatalf("reopen: %d keys, want %d", s.Len(), len(want))
 	}
+}
+
+// tWriter writes a store's log records to the test's log.
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Logf("%s", bytes.TrimRight(p, "\n"))
+	return len(p), nil
 }

@@ -18,11 +18,14 @@ const (
 
 	// Seeded bugs of the hardening against hostile conditions, which
 	// their own tests must catch (seeded_test.go).
-	mutNoFormatCheck // a store of a newer format is opened as if known
-	mutPlantedIsIO   // a non-regular file under a value's name is an I/O error
-	mutNoSharedLock  // ReadOnly never falls back to a shared lock
-	mutNoPanicGuard  // a Buffer's callback panic escapes its flight
-	mutReserveKept   // the emergency reserve is never released
+	mutNoFormatCheck  // a store of a newer format is opened as if known
+	mutPlantedIsIO    // a non-regular file under a value's name is an I/O error
+	mutNoSharedLock   // ReadOnly never falls back to a shared lock
+	mutNoPanicGuard   // a Buffer's callback panic escapes its flight
+	mutReserveKept    // the emergency reserve is never released
+	mutNoReserve      // a bounded store's write checks for room but does not reserve it
+	mutReadsForgotten // reads do not note their keys' recency
+	mutPinsIgnored    // eviction does not skip pinned keys
 )
 
 func mutated(m int32) bool { return mutation.Load() == m }

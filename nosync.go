@@ -57,17 +57,17 @@ func (n *nosyncState) start(s *Store) {
 				return
 			case <-n.apply:
 				if err := s.applyBuffered(); err != nil {
-					s.opts.Logf("dirstore: %s: applying buffered writes: %v", s.dir, err)
+					s.opts.Logger.Error("dirstore: applying buffered writes failed", "dir", s.dir, "err", err)
 				}
 				continue
 			case <-t.C:
 				if err := s.applyBuffered(); err != nil {
-					s.opts.Logf("dirstore: %s: applying buffered writes: %v", s.dir, err)
+					s.opts.Logger.Error("dirstore: applying buffered writes failed", "dir", s.dir, "err", err)
 				}
 			case <-n.kick:
 			}
 			if err := s.checkpoint(); err != nil {
-				s.opts.Logf("dirstore: checkpoint %s: %v", s.dir, err)
+				s.opts.Logger.Error("dirstore: checkpoint failed", "dir", s.dir, "err", err)
 			}
 		}
 	}()
@@ -138,7 +138,7 @@ func (n *nosyncState) discard(s *Store, name string, size int64) {
 	switch {
 	case k >= maxGarbage:
 		if err := s.checkpoint(); err != nil {
-			s.opts.Logf("dirstore: checkpoint %s: %v", s.dir, err)
+			s.opts.Logger.Error("dirstore: checkpoint failed", "dir", s.dir, "err", err)
 		}
 	case k >= checkpointFiles:
 		n.poke()

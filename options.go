@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -76,6 +77,38 @@ type Options struct {
 	// Logf, if set, receives what Open's recovery did (orphans removed,
 	// operations rolled back, entries whose files are missing).
 	Logf func(format string, args ...any)
+	// MaxBytes, if positive, makes the store a bounded cache: a write that
+	// would take Stats.Bytes (the sum of the values' sizes) over it first
+	// evicts the least recently used keys, never the key being written,
+	// so that Bytes <= MaxBytes whenever a write returns, however many run
+	// at once. A use is a Get, View, Open, Set, SetBuffers or SetFrom (not
+	// Has or Keys); the order is kept in the manifest, so it costs no
+	// memory per key and survives Close, a crash and a reopen, and it is
+	// exact between uses more than a second apart (reads are recorded in
+	// the background, within a second). A value larger than MaxBytes is
+	// refused with ErrTooLarge. An eviction is a Delete with the store's
+	// durability. Open evicts down to MaxBytes if the store holds more.
+	// Default 0: unbounded.
+	MaxBytes int64
+
+	// MaxIdle, if positive, evicts keys not used for longer, in the
+	// background (checked every MaxIdle/4, at most every second) and at
+	// Open. Default 0: no limit.
+	MaxIdle time.Duration
+
+	// OnEvict, if set, is called after a key was evicted (by MaxBytes,
+	// MaxIdle or Trim) with its key and size, with no lock of the Store
+	// held, in the goroutine that evicted it: the writer whose Set made
+	// room, the caller of Trim, or a background goroutine. It may use the
+	// Store, except Close. Default nil.
+	OnEvict func(key string, size int64)
+
+	// Logger receives what the store does on its own: what Open's recovery
+	// did (orphans removed, operations rolled back, entries whose files are
+	// missing), failures of background work, and evictions (summarized).
+	// Records carry the attributes dir, and key, file and size where they
+	// apply. Default nil: nothing is logged.
+	Logger *slog.Logger
 }
 
 // withDefaults returns a copy of o (nil allowed) with every default filled in,
@@ -103,8 +136,8 @@ func (o *Options) withDefaults() (Options, error) {
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = time.Second
 	}
-	if c.Logf == nil {
-		c.Logf = func(string, ...any) {}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	var errs []error
 	if c.FileMode&^fs.ModePerm != 0 {
@@ -124,6 +157,12 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.CheckpointInterval < 0 {
 		errs = append(errs, fmt.Errorf("CheckpointInterval %v is negative", c.CheckpointInterval))
+	}
+	if c.MaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("MaxBytes %d is negative", c.MaxBytes))
+	}
+	if c.MaxIdle < 0 {
+		errs = append(errs, fmt.Errorf("MaxIdle %v is negative", c.MaxIdle))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, fmt.Errorf("dirstore: invalid options: %w: %w", fs.ErrInvalid, err)

@@ -73,8 +73,11 @@ func (s *Store) adopt() error {
 	}
 	adopted := make([]string, 0, len(keys))
 	b := s.man.NewBatch()
+	now := s.rec.now()
+	b.SetMeta(metaRecency, binary.AppendUvarint(nil, 1))
 	for key, f := range keys {
 		b.Put(key, f.e)
+		b.SetRecency(key, 0, false, now)
 		adopted = append(adopted, f.name)
 		s.count.Add(1)
 		s.bytes.Add(f.e.Size)
@@ -85,7 +88,7 @@ func (s *Store) adopt() error {
 			b.Close()
 			return s.openErr(err)
 		}
-		s.opts.Logf("dirstore: %s: adopted %d zict files", s.dir, len(adopted))
+		s.opts.Logger.Info("dirstore: adopted zict files", "dir", s.dir, "count", len(adopted))
 	}
 	if err := b.Commit(true); err != nil {
 		return s.metaErr(err)
@@ -124,12 +127,12 @@ func (s *Store) recover() error {
 		bytes += ke.Size
 		name := fileName(ke.Key, ke.Entry)
 		if _, ok := present[name]; !ok {
-			s.opts.Logf("dirstore: %s: the file %s of key %s is missing", s.dir, name, quoteKey(ke.Key))
+			s.opts.Logger.Warn("dirstore: the file of a key is missing", "dir", s.dir, keyAttr(ke.Key), "file", name)
 		} else if info, err := s.opts.FS.Stat(s.files.Path(name)); err == nil && info.Size() != ke.Size {
 			// Checking the bytes would read every value: the length is
 			// what a lost or torn write changes. Reads and Verify check
 			// the checksum.
-			s.opts.Logf("dirstore: %s: the file %s of key %s has %d bytes, not %d", s.dir, name, quoteKey(ke.Key), info.Size(), ke.Size)
+			s.opts.Logger.Warn("dirstore: the file of a key has the wrong length", "dir", s.dir, keyAttr(ke.Key), "file", name, "size", info.Size(), "want", ke.Size)
 		}
 		present[name] = false // referenced
 		if !ke.Legacy {
@@ -144,7 +147,7 @@ func (s *Store) recover() error {
 				// Not a file of ours after all (a directory, say), or not
 				// removable: leave it, it is not a key either.
 				if !errors.Is(err, fs.ErrNotExist) {
-					s.opts.Logf("dirstore: %s: left %s in place: %v", s.dir, name, err)
+					s.opts.Logger.Warn("dirstore: left an orphan file in place", "dir", s.dir, "file", name, "err", err)
 				}
 				continue
 			}
@@ -154,7 +157,7 @@ func (s *Store) recover() error {
 	s.count.Store(count)
 	s.bytes.Store(bytes)
 	if removed > 0 {
-		s.opts.Logf("dirstore: %s: removed %d orphan files", s.dir, removed)
+		s.opts.Logger.Info("dirstore: removed orphan files", "dir", s.dir, "count", removed)
 	}
 	return nil
 }
@@ -184,8 +187,8 @@ func (s *Store) rollback() error {
 	first := len(undos)
 	for i, u := range undos {
 		if u.New != nil && !s.intact(u.Key, *u.New) {
-			s.opts.Logf("dirstore: %s: the file %s of key %s does not hold the value written (lost in the crash)",
-				s.dir, fileName(u.Key, *u.New), quoteKey(u.Key))
+			s.opts.Logger.Warn("dirstore: the file of a key does not hold the value written (lost in the crash)",
+				"dir", s.dir, keyAttr(u.Key), "file", fileName(u.Key, *u.New), "size", u.New.Size)
 			first = i
 			break
 		}
@@ -219,6 +222,10 @@ func (s *Store) rollback() error {
 		return err
 	}
 	dropped = append(dropped, lost...)
+	if err := s.rollbackRecency(b, undos[first:]); err != nil {
+		b.Close()
+		return err
+	}
 	// What survived the crash may still be only in the page cache.
 	if err := s.files.SyncFiles(kept); err != nil {
 		b.Close()
@@ -231,10 +238,10 @@ func (s *Store) rollback() error {
 	}
 	s.nosync.seq, s.nosync.lastCkpt = seq, seq
 	if n := len(undos) - first; n > 0 {
-		s.opts.Logf("dirstore: %s: rolled back the last %d unsynced operations", s.dir, n)
+		s.opts.Logger.Info("dirstore: rolled back unsynced operations", "dir", s.dir, "count", n)
 	}
 	if n := len(lost); n > 0 {
-		s.opts.Logf("dirstore: %s: rolled back %d durable Sets that were in flight", s.dir, n)
+		s.opts.Logger.Info("dirstore: rolled back durable Sets that were in flight at the crash", "dir", s.dir, "count", n)
 	}
 	for _, name := range dropped {
 		_ = s.files.Remove(name)
@@ -278,8 +285,8 @@ func (s *Store) rollbackAlone(b *manifest.Batch, alone []manifest.Undo) (lost []
 			continue
 		}
 		if b != nil {
-			s.opts.Logf("dirstore: %s: the file %s of key %s does not hold the value of a Set in flight at the crash; the key keeps its previous value",
-				s.dir, fileName(u.Key, *u.New), quoteKey(u.Key))
+			s.opts.Logger.Warn("dirstore: the file of a Set in flight at the crash does not hold its value; the key keeps its previous one",
+				"dir", s.dir, keyAttr(u.Key), "file", fileName(u.Key, *u.New))
 		}
 		switch {
 		case b == nil: // only looking
@@ -351,4 +358,31 @@ func (s *Store) checkReadOnlyRecovery() error {
 func (s *Store) openReadOnlyZict() error {
 	return fmt.Errorf("dirstore: open %s: no manifest (a zict directory is adopted by its first writable Open): %w",
 		s.dir, fs.ErrNotExist)
+}
+
+// rollbackRecency adds to b the recency records that rolling back undos
+// changes: a key that rollback brings back (an undone Delete) gets records
+// of the current time, and a key it removes (an undone Set of a new key)
+// loses its records.
+func (s *Store) rollbackRecency(b *manifest.Batch, undos []manifest.Undo) error {
+	// A key's state after rollback is the Old of its earliest undone
+	// operation.
+	final := map[string]bool{}
+	for i := len(undos) - 1; i >= 0; i-- {
+		final[undos[i].Key] = undos[i].Old != nil
+	}
+	now := s.rec.now()
+	for key, exists := range final {
+		t, ok, err := s.man.Recency(key)
+		if err != nil {
+			return s.metaErr(err)
+		}
+		switch {
+		case exists && !ok:
+			b.SetRecency(key, 0, false, now)
+		case !exists && ok:
+			b.DeleteRecency(key, t)
+		}
+	}
+	return nil
 }

@@ -1,8 +1,10 @@
 package dirstore_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -98,9 +100,7 @@ func (r *recoveryStory) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		return r.ls(t)
 	case "open":
-		opts := &dirstore.Options{FS: r.fs, Logf: func(format string, args ...any) {
-			r.logs = append(r.logs, fmt.Sprintf(format, args...))
-		}}
+		opts := &dirstore.Options{FS: r.fs, Logger: slog.New(storyLog{r})}
 		if d.HasArg("nosync") {
 			opts.NoSync = true
 			opts.CheckpointInterval = time.Hour // only sync checkpoints
@@ -254,11 +254,13 @@ func TestRecoveryReportsDamagedFiles(t *testing.T) {
 			f.Close()
 		}
 	}
-	var logs []string
-	s = storetest.Open(t, "/s", &dirstore.Options{FS: crashed, Logf: func(f string, args ...any) { logs = append(logs, fmt.Sprintf(f, args...)) }}, storetest.LeftDamaged("files lost in the crash stay lost"))
+	var logs strings.Builder
+	s = storetest.Open(t, "/s", &dirstore.Options{FS: crashed, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, storetest.LeftDamaged("files lost in the crash stay lost"))
 	defer s.Close()
-	report := strings.Join(logs, "\n")
-	if !strings.Contains(report, `key "gone" is missing`) || !strings.Contains(report, `key "short" has 5 bytes, not 14`) || strings.Contains(report, `"fine"`) {
+	report := logs.String()
+	if !strings.Contains(report, `msg="dirstore: the file of a key is missing" dir=/s key=gone`) ||
+		!strings.Contains(report, `msg="dirstore: the file of a key has the wrong length" dir=/s key=short`) ||
+		!strings.Contains(report, `size=5 want=14`) || strings.Contains(report, `key=fine`) {
 		t.Fatalf("recovery reported:\n%s", report)
 	}
 	for _, k := range []string{"gone", "short"} {
@@ -317,19 +319,36 @@ func TestRecoveryReportsLostNoSyncValues(t *testing.T) {
 	if damaged == "" {
 		t.Fatalf("no file of b among %q", names)
 	}
-	var logs []string
+	var logs strings.Builder
 	opts.FS = crashed
-	opts.Logf = func(f string, args ...any) { logs = append(logs, fmt.Sprintf(f, args...)) }
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	s = storetest.Open(t, "/s", opts)
-	report := strings.Join(logs, "\n")
+	report := logs.String()
 	// The padding's batch may or may not have reached the log.
-	if !strings.Contains(report, fmt.Sprintf(`the file %s of key "b" does not hold the value written`, damaged)) ||
-		!strings.Contains(report, "rolled back the last 2 unsynced operations") &&
-			!strings.Contains(report, "rolled back the last 502 unsynced operations") {
+	if !strings.Contains(report, fmt.Sprintf(`does not hold the value written (lost in the crash)" dir=/s key=b file=%s`, damaged)) ||
+		!strings.Contains(report, `msg="dirstore: rolled back unsynced operations" dir=/s count=2`) &&
+			!strings.Contains(report, `msg="dirstore: rolled back unsynced operations" dir=/s count=502`) {
 		t.Fatalf("recovery reported:\n%s", report)
 	}
 	// b and c were applied in one batch: both are rolled back.
 	if got := keys(t, s); !slices.Equal(got, []string{"a"}) {
 		t.Fatalf("after recovery the keys are %q", got)
 	}
+}
+
+// storyLog is a slog.Handler that adds each record, as "message key=value
+// ...", to a story's log.
+type storyLog struct{ r *recoveryStory }
+
+func (h storyLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h storyLog) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h storyLog) WithGroup(string) slog.Handler            { return h }
+func (h storyLog) Handle(_ context.Context, rec slog.Record) error {
+	line := rec.Message
+	rec.Attrs(func(a slog.Attr) bool {
+		line += " " + a.String()
+		return true
+	})
+	h.r.logs = append(h.r.logs, line)
+	return nil
 }

@@ -14,6 +14,15 @@ import (
 
 const seededEnv = "DIRSTORE_SEEDED_BUG"
 
+// needRoot skips a test that mounts file systems when not run as root. CI
+// runs as root, so there these tests always run.
+func needRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (to mount a file system or switch users); CI runs it as root")
+	}
+}
+
 // seededCatchers names, for each seeded bug of the hardening (mutation.go),
 // the test that must catch it.
 var seededCatchers = map[string]string{

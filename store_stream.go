@@ -144,6 +144,7 @@ func (s *Store) openStream(key string, opts *StreamOptions) (*Stream, manifest.E
 		st, entry = s.valueStream(name, pf, e.Size, e.CRC, o), e
 		return nil
 	})
+	s.noteRead(key, 0, err) // a use; the stream's reads are not counted as BytesRead
 	if err != nil {
 		return nil, entry, err
 	}

@@ -2,6 +2,7 @@ package dirstore_test
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"maps"
@@ -251,6 +252,7 @@ type crashConfig struct {
 	unsynced int  // percent of unsynced blocks and directory entries that survive
 	early    bool // removals and renames reach the disk at once
 	torn     bool // about half the surviving unsynced ranges come back as garbage
+	bounded  bool // Options.MaxBytes is a quarter of what the keys could take: Sets evict
 }
 
 func TestCrash(t *testing.T) {
@@ -261,10 +263,14 @@ func TestCrash(t *testing.T) {
 		}
 		configs = append(configs,
 			crashConfig{nosync: nosync, unsynced: 50, early: true},
-			crashConfig{nosync: nosync, unsynced: 100, torn: true})
+			crashConfig{nosync: nosync, unsynced: 100, torn: true},
+			crashConfig{nosync: nosync, unsynced: 50, bounded: true})
 	}
 	for _, c := range configs {
 		name := fmt.Sprintf("nosync=%v,unsynced=%d%%,early=%v,torn=%v", c.nosync, c.unsynced, c.early, c.torn)
+		if c.bounded {
+			name += ",bounded"
+		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			// The size: 1,000 operations on 64 keys with values up
@@ -346,6 +352,20 @@ func runCrash(t *testing.T, seed uint64, c crashConfig, nops, nkeys, maxValue in
 	// buffer takes values up to half the largest and fills up often, so
 	// that NoSync writes go through it, around it, and wait for it.
 	opts := &dirstore.Options{FS: fsys, NoSync: c.nosync, CheckpointInterval: time.Millisecond, WriteBuffer: int64(8 * maxValue)}
+	// A bounded store evicts inside the workload: the model drops what
+	// OnEvict reports.
+	var maxBytes int64
+	var evictMu sync.Mutex
+	var evicted []string
+	if c.bounded {
+		maxBytes = int64(nkeys * maxValue / 4) // a quarter of what the keys could take
+		opts.MaxBytes = maxBytes
+		opts.OnEvict = func(key string, _ int64) {
+			evictMu.Lock()
+			evicted = append(evicted, key)
+			evictMu.Unlock()
+		}
+	}
 	s, err := dirstore.Open("/db", opts)
 	if err != nil {
 		t.Fatal(err)
@@ -359,7 +379,7 @@ func runCrash(t *testing.T, seed uint64, c crashConfig, nops, nkeys, maxValue in
 	var firstErr error
 	verify := func() {
 		for _, p := range rec.take() {
-			if err := crashPointErr(p, ops, models, c.nosync); err != nil && firstErr == nil {
+			if err := crashPointErr(p, ops, models, c.nosync, maxBytes); err != nil && firstErr == nil {
 				firstErr = err
 			}
 			checked++
@@ -367,16 +387,26 @@ func runCrash(t *testing.T, seed uint64, c crashConfig, nops, nkeys, maxValue in
 	}
 	for i, o := range ops {
 		next := models[len(models)-1]
+		// In a bounded store, a key the workload reads or deletes may be
+		// gone already, evicted.
+		gone := func(err error) bool {
+			_, ok := next[o.key]
+			return c.bounded && errors.Is(err, dirstore.ErrNotFound) && (o.kind == "get" || o.kind == "delete") && !ok
+		}
 		if buffered := strings.HasPrefix(o.key, bufPrefix); buffered {
-			if err := o.applyBuffer(buf); err != nil {
+			if err := o.applyBuffer(buf); err != nil && !gone(err) {
 				t.Fatalf("op %d buffer %s %q: %v", i, o.kind, o.key, err)
 			}
 			next = next.withSpilled(t, s)
-		} else {
-			if err := o.apply(s); err != nil {
+		} else if err := o.apply(s); err != nil {
+			if !gone(err) {
 				t.Fatalf("op %d %s %q: %v", i, o.kind, o.key, err)
 			}
+		} else {
 			next = next.with(o)
+		}
+		if c.bounded {
+			next = next.evicted(t, s, &evictMu, &evicted, maxBytes)
 		}
 		models = append(models, next)
 		rec.acked.Store(int64(i + 1))
@@ -400,10 +430,24 @@ func runCrash(t *testing.T, seed uint64, c crashConfig, nops, nkeys, maxValue in
 		return firstErr
 	}
 	// After a clean Close everything must be there.
-	if err := crashPointErr(crashPoint{fs: mem.CrashClone(vfs.CrashCloneCfg{}), acked: len(ops), what: "after Close"}, ops, models, false); err != nil {
+	if err := crashPointErr(crashPoint{fs: mem.CrashClone(vfs.CrashCloneCfg{}), acked: len(ops), what: "after Close"}, ops, models, false, maxBytes); err != nil {
 		return err
 	}
 	t.Logf("checked %d crash points of %d operations", checked, len(ops))
+	if c.bounded {
+		n := 0
+		for i := 1; i < len(models); i++ {
+			for k := range models[i-1] {
+				if _, ok := models[i][k]; !ok && !strings.HasPrefix(k, bufPrefix) && ops[i-1].key != k {
+					n++ // gone, not by the operation's own Delete
+				}
+			}
+		}
+		t.Logf("%d evictions", n)
+		if n < len(ops)/50 {
+			t.Fatalf("only %d evictions in %d operations", n, len(ops))
+		}
+	}
 	if c.torn {
 		n := torn.Torn()
 		t.Logf("tore %d unsynced ranges", n)
@@ -420,15 +464,21 @@ func runCrash(t *testing.T, seed uint64, c crashConfig, nops, nkeys, maxValue in
 // crashPointErr reopens a crashed file system and checks what survived:
 // with sync, every acknowledged operation (and maybe those in flight);
 // without, some prefix of them. Never a torn value, never an orphan file.
-func crashPointErr(p crashPoint, ops []workOp, models []model, nosync bool) error {
+func crashPointErr(p crashPoint, ops []workOp, models []model, nosync bool, maxBytes int64) error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("crash at %q after %d acknowledged operations: %s", p.what, p.acked, fmt.Sprintf(format, args...))
 	}
-	s, err := dirstore.Open("/db", &dirstore.Options{FS: p.fs})
+	// A bounded store reopens bounded: recovery leaves it within its
+	// budget (and, since every state it passed through was, evicts
+	// nothing).
+	s, err := dirstore.Open("/db", &dirstore.Options{FS: p.fs, MaxBytes: maxBytes})
 	if err != nil {
 		return fail("Open: %v", err)
 	}
 	defer s.Close()
+	if st := s.Stats(); maxBytes > 0 && st.Bytes > maxBytes {
+		return fail("Bytes %d over MaxBytes %d after recovery", st.Bytes, maxBytes)
+	}
 	got := model{}
 	for k, err := range s.Keys() {
 		if err != nil {
@@ -447,7 +497,10 @@ func crashPointErr(p crashPoint, ops []workOp, models []model, nosync bool) erro
 	if nosync {
 		lo = 0
 	}
-	hi := min(p.acked+p.inflight, len(ops))
+	// A point taken by a background write after an operation was
+	// acknowledged counts the next one as in flight, which may not have
+	// started (nor have a model) when the point is checked.
+	hi := min(p.acked+p.inflight, len(ops), len(models)-1)
 	match := -1
 	for i := hi; i >= lo; i-- {
 		if maps.Equal(got, models[i]) || (i < hi && midBufferOp(got, ops[i], models[i], models[i+1])) {
@@ -477,14 +530,13 @@ func crashPointErr(p crashPoint, ops []workOp, models []model, nosync bool) erro
 }
 
 // midBufferOp reports whether got is a state the store passes through
-// during Buffer operation o, from a to b: one Buffer operation may make
-// several store operations (remove a key's old copy, spill it and others),
-// so each key o changes may be as before, as after, or absent; every other
-// key is as before.
+// during operation o, from a to b: one Buffer operation may make several
+// store operations (remove a key's old copy, spill it and others), so each
+// key o changes may be as before, as after, or absent; a Set into a bounded
+// store evicts keys before it sets its own, so each key it changes is as
+// before or as after. Every other key is as before.
 func midBufferOp(got model, o workOp, a, b model) bool {
-	if !strings.HasPrefix(o.key, bufPrefix) {
-		return false
-	}
+	buffered := strings.HasPrefix(o.key, bufPrefix)
 	keys := map[string]bool{}
 	for _, m := range []model{got, a, b} {
 		for k := range m {
@@ -501,7 +553,7 @@ func midBufferOp(got model, o workOp, a, b model) bool {
 			if gok != aok || g != av {
 				return false
 			}
-		case !gok, aok && g == av, bok && g == bv:
+		case !gok && (buffered || !aok || !bok), gok && aok && g == av, gok && bok && g == bv:
 		default:
 			return false
 		}
@@ -524,4 +576,39 @@ func describeDiff(got, want model) string {
 		}
 	}
 	return b.String()
+}
+
+// evicted returns m without the keys OnEvict reported (taking them from
+// *log), after checking that the store holds just the keys left, within
+// its budget.
+func (m model) evicted(t *testing.T, s *dirstore.Store, mu *sync.Mutex, log *[]string, maxBytes int64) model {
+	t.Helper()
+	mu.Lock()
+	gone := *log
+	*log = nil
+	mu.Unlock()
+	c := make(model, len(m))
+	var sum int64
+	for k, v := range m {
+		if !slices.Contains(gone, k) {
+			c[k] = v
+			sum += int64(len(v))
+		}
+	}
+	var ks []string
+	for k, err := range s.Keys() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		ks = append(ks, k)
+	}
+	if len(ks) != len(c) || s.Stats().Bytes != sum || sum > maxBytes {
+		t.Fatalf("the store holds %d keys, %d bytes; the model %d keys, %d bytes (MaxBytes %d)", len(ks), s.Stats().Bytes, len(c), sum, maxBytes)
+	}
+	for _, k := range ks {
+		if _, ok := c[k]; !ok {
+			t.Fatalf("the store holds %q, which the model evicted or never had", k)
+		}
+	}
+	return c
 }

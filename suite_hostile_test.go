@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -665,11 +666,11 @@ func TestHostileForeignFiles(t *testing.T) {
 	if err := os.Rename(copyDir, dir); err != nil {
 		t.Fatal(err)
 	}
-	var logs []string
-	s = storetest.Open(t, dir, &dirstore.Options{Logf: func(f string, args ...any) { logs = append(logs, fmt.Sprintf(f, args...)) }})
+	var logs strings.Builder
+	s = storetest.Open(t, dir, &dirstore.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	check(s, "reopen after a crash (copy)", []string{"kept"})
 	if _, err := os.Lstat(filepath.Join(dir, escape.Name("orphan", 1<<40))); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("the orphan of the store's naming was not removed by recovery (%v); it said %q", err, logs)
+		t.Errorf("the orphan of the store's naming was not removed by recovery (%v); it said %q", err, logs.String())
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)

@@ -69,6 +69,7 @@ type injectRun struct {
 	t      testing.TB
 	nosync bool
 	buffer int64 // Options.WriteBuffer
+	max    int64 // Options.MaxBytes
 	ops    []workOp
 	inj    *failAt
 }
@@ -80,7 +81,10 @@ func (r *injectRun) run() (fsOps int64) {
 	t := r.t
 	mem := vfs.NewMem()
 	fsys := errorfs.Wrap(mem, r.inj)
-	opts := &dirstore.Options{FS: fsys, NoSync: r.nosync, WriteBuffer: r.buffer, CheckpointInterval: time.Hour}
+	// Keys a bounded store evicts leave the model as OnEvict reports them.
+	var evicted []string
+	opts := &dirstore.Options{FS: fsys, NoSync: r.nosync, WriteBuffer: r.buffer, CheckpointInterval: time.Hour,
+		MaxBytes: r.max, OnEvict: func(key string, _ int64) { evicted = append(evicted, key) }}
 	s, err := dirstore.Open("/s", opts)
 	if err != nil {
 		t.Fatal(err)
@@ -113,11 +117,19 @@ func (r *injectRun) run() (fsOps int64) {
 			t.Fatalf("%s: %v: error %q does not name the key", r.inj, where, err)
 		}
 	}
+	// victim is the key a bounded store was evicting when a failed commit
+	// failed it (its removal's outcome is unknown), once a read shows it
+	// gone.
+	victimUnknown, victim := false, ""
 	// agrees checks a value read for key against want and maybe.
 	agrees := func(where, key string, got []byte, ok bool) {
 		t.Helper()
 		w, wok := want[key]
 		if ok == wok && (!ok || string(got) == w) {
+			return
+		}
+		if !ok && wok && victimUnknown && (victim == "" || victim == key) {
+			victim = key
 			return
 		}
 		if m, isMaybe := maybe[key]; isMaybe && ok == (m != nil) && (!ok || string(got) == *m) {
@@ -136,7 +148,17 @@ func (r *injectRun) run() (fsOps int64) {
 		r.inj.opened.Store(true)
 		failed := false
 		for i, o := range r.ops {
+			evicted = nil
 			err := o.apply(s)
+			if len(evicted) > 0 {
+				// Evictions are deletes, acknowledged before the operation
+				// (a crash may leave the state between them and it).
+				for _, k := range evicted {
+					delete(want, k)
+					delete(maybe, k)
+				}
+				history = append(history, copyModel(want))
+			}
 			if err != nil && errors.Is(err, dirstore.ErrNotFound) && o.kind == "delete" {
 				if _, ok := want[o.key]; ok {
 					t.Fatalf("%s: op %d: delete %q: %v, but the key was set", r.inj, i, o.key, err)
@@ -160,6 +182,7 @@ func (r *injectRun) run() (fsOps int64) {
 				// The operation that failed the store; later ones are
 				// refused before they change anything.
 				failed = true
+				victimUnknown = r.max > 0
 				if o.kind == "delete" {
 					maybe[o.key] = nil
 				} else {
@@ -221,6 +244,17 @@ func (r *injectRun) run() (fsOps int64) {
 	candidates := []map[string]string{want, withMaybe}
 	if r.nosync && closeErr != nil {
 		candidates = append(candidates, history...)
+	}
+	if r.max > 0 && len(maybe) > 0 {
+		// The operation that failed the store may have done so evicting a
+		// key, which may or may not be gone.
+		for _, m := range []map[string]string{want, withMaybe} {
+			for k := range m {
+				c := copyModel(m)
+				delete(c, k)
+				candidates = append(candidates, c)
+			}
+		}
 	}
 	if !slices.ContainsFunc(candidates, func(m map[string]string) bool { return maps.Equal(m, got) }) {
 		t.Fatalf("%s: after reopen the store holds %d keys %q, not the acknowledged operations (%d keys %q; close: %v)",
@@ -371,19 +405,25 @@ func TestErrorInjection(t *testing.T) {
 	// NoSync runs with the default write buffer, which this workload never
 	// fills (its operations are applied at Close), and with one that it
 	// fills over and over, applied in the background and by writers.
+	// The bounded modes keep the store at a budget the workload overflows
+	// (16 keys of up to 4 KiB), so that Sets evict.
 	modes := []struct {
 		nosync bool
 		buffer int64
-	}{{false, 0}, {true, 0}, {true, 16 << 10}}
+		max    int64
+	}{{false, 0, 0}, {true, 0, 0}, {true, 16 << 10, 0}, {false, 0, 12 << 10}, {true, 16 << 10, 12 << 10}}
 	for _, m := range modes {
 		nosync := m.nosync
 		mode := fmt.Sprintf("nosync=%v", nosync)
 		if m.buffer != 0 {
 			mode += fmt.Sprintf(",buffer=%d", m.buffer)
 		}
+		if m.max != 0 {
+			mode += fmt.Sprintf(",max=%d", m.max)
+		}
 		// Count the operations of a run without failures.
 		dry := &failAt{at: -1}
-		total := (&injectRun{t: t, nosync: nosync, buffer: m.buffer, ops: ops, inj: dry}).run()
+		total := (&injectRun{t: t, nosync: nosync, buffer: m.buffer, max: m.max, ops: ops, inj: dry}).run()
 		t.Logf("%s: %d file-system operations", mode, total)
 		if dry.fired.Load() {
 			t.Fatal("the dry run injected an error")
@@ -401,7 +441,7 @@ func TestErrorInjection(t *testing.T) {
 							continue
 						}
 						inj := &failAt{at: at, persistent: persistent, err: errno}
-						(&injectRun{t: t, nosync: nosync, buffer: m.buffer, ops: ops, inj: inj}).run()
+						(&injectRun{t: t, nosync: nosync, buffer: m.buffer, max: m.max, ops: ops, inj: inj}).run()
 						if inj.fired.Load() {
 							fired++
 						}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -16,7 +17,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -377,13 +377,8 @@ func runKills(t *testing.T, seed uint64, nosync bool, n int) {
 // of each key's value (0: absent).
 func checkKilledStore(t *testing.T, what, dir string, nosync bool) []uint64 {
 	t.Helper()
-	var logs []string
-	var logMu sync.Mutex
-	s, err := dirstore.Open(dir, &dirstore.Options{NoSync: nosync, Logf: func(f string, args ...any) {
-		logMu.Lock()
-		logs = append(logs, fmt.Sprintf(f, args...))
-		logMu.Unlock()
-	}})
+	var logs strings.Builder // the handler serializes its writes
+	s, err := dirstore.Open(dir, &dirstore.Options{NoSync: nosync, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatalf("%s: Open: %v", what, err)
 	}
@@ -396,7 +391,7 @@ func checkKilledStore(t *testing.T, what, dir string, nosync bool) []uint64 {
 			continue
 		}
 		if err != nil {
-			t.Fatalf("%s: Get(%q): %v (recovery said %q)", what, key, err, logs)
+			t.Fatalf("%s: Get(%q): %v (recovery said %q)", what, key, err, logs.String())
 		}
 		id, ok := valueID(v, killMaxValue)
 		if !ok {

@@ -1,6 +1,7 @@
 package dirstore
 
 import (
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"slices"
@@ -70,6 +71,9 @@ func (w *writeBuffer) init(limit int64) {
 
 func (w *writeBuffer) on() bool { return w.limit > 0 }
 
+// empty reports whether nothing is buffered.
+func (w *writeBuffer) empty() bool { return !w.held.Load() }
+
 // buffers reports whether a value of n bytes is buffered.
 func (w *writeBuffer) buffers(n int64) bool { return w.on() && n <= w.limit>>maxBufferedShift }
 
@@ -106,8 +110,9 @@ func (s *Store) admit() error {
 	}
 }
 
-// setBuffered is SetBuffers of a value of n bytes through the buffer.
-func (s *Store) setBuffered(key string, bufs [][]byte, n int64) error {
+// setBuffered is SetBuffers of a value of n bytes through the buffer, with
+// reservation *res (see commit).
+func (s *Store) setBuffered(key string, bufs [][]byte, n int64, res *int64, evicted *[]victim) error {
 	if err := s.admit(); err != nil {
 		return keyErr("set", key, err)
 	}
@@ -115,7 +120,16 @@ func (s *Store) setBuffered(key string, bufs [][]byte, n int64) error {
 	for _, b := range bufs {
 		value = append(value, b...)
 	}
-	return s.enqueue(key, pendingOp{value: value, modTime: time.Now().UnixNano()})
+	for {
+		err := s.enqueue(key, pendingOp{value: value, modTime: time.Now().UnixNano()}, res)
+		var m *errMoreRoom
+		if !errors.As(err, &m) {
+			return err
+		}
+		if err := s.moreRoom(key, err, res, evicted); err != nil {
+			return keyErr("set", key, err)
+		}
+	}
 }
 
 // deleteBuffered is Delete through the buffer.
@@ -123,17 +137,25 @@ func (s *Store) deleteBuffered(key string) error {
 	if err := s.admit(); err != nil {
 		return keyErr("delete", key, err)
 	}
-	return s.enqueue(key, pendingOp{del: true})
+	return s.enqueue(key, pendingOp{del: true}, nil)
 }
 
-// buffer records op as key's latest operation and updates the counts.
-func (s *Store) enqueue(key string, op pendingOp) error {
+// enqueue records op as key's latest operation and updates the counts,
+// settling a Set's reservation *res as commit does.
+func (s *Store) enqueue(key string, op pendingOp, res *int64) error {
 	w := &s.wb
 	w.order.RLock()
 	defer w.order.RUnlock()
 	mu := s.stripe(key)
 	mu.Lock()
 	defer mu.Unlock()
+	return s.enqueueLocked(key, op, res)
+}
+
+// enqueueLocked is enqueue with order held for reading and the key's
+// stripe held.
+func (s *Store) enqueueLocked(key string, op pendingOp, res *int64) error {
+	w := &s.wb
 	// The key's value before op: its buffered operation, or else the
 	// manifest's entry, which nothing can change meanwhile: the stripe keeps
 	// other buffered writes of the key out, order keeps bypassing writes
@@ -150,6 +172,21 @@ func (s *Store) enqueue(key string, op pendingOp) error {
 	if op.del && !had {
 		return keyErr("delete", key, ErrNotFound)
 	}
+	var d, reserved int64 // growth of the values, and the room reserved for it
+	switch {
+	case op.del:
+		d = -size
+	case had:
+		d = int64(len(op.value)) - size
+	default:
+		d = int64(len(op.value))
+	}
+	if res != nil {
+		if err := s.settle(d, res); err != nil {
+			return err
+		}
+		reserved, *res = *res, 0
+	}
 	w.mu.Lock()
 	if old, ok := w.cur[key]; ok {
 		w.bytes -= old.cost(key)
@@ -159,7 +196,13 @@ func (s *Store) enqueue(key string, op pendingOp) error {
 	w.held.Store(true)
 	kick := w.bytes >= w.limit/2 // start applying it in the background
 	w.mu.Unlock()
-	s.account(had, size, op.del, int64(len(op.value)))
+	switch {
+	case op.del:
+		s.count.Add(-1)
+	case !had:
+		s.count.Add(1)
+	}
+	s.account(d, reserved)
 	if kick {
 		s.nosync.pokeApply()
 	}
@@ -176,10 +219,10 @@ func opName(op pendingOp) string {
 // installInOrder is install for a write that bypasses the buffer: it
 // applies everything buffered first, with buffered writes held off until
 // its own commit is done. On error name is removed, as by install.
-func (s *Store) installInOrder(op, key, name string, e manifest.Entry) error {
+func (s *Store) installInOrder(op, key, name string, e manifest.Entry, res *int64) error {
 	w := &s.wb
 	if !w.on() {
-		return s.install(op, key, name, e)
+		return s.install(op, key, name, e, res)
 	}
 	w.order.Lock()
 	defer w.order.Unlock()
@@ -189,7 +232,7 @@ func (s *Store) installInOrder(op, key, name string, e manifest.Entry) error {
 		s.drop(name)
 		return keyErr(op, key, fmt.Errorf("applying buffered writes: %w", err))
 	}
-	return s.install(op, key, name, e)
+	return s.install(op, key, name, e, res)
 }
 
 // applyBuffered applies what is buffered: it writes the values' files and
@@ -298,12 +341,20 @@ func (s *Store) applyBatch(batch map[string]pendingOp) error {
 	}
 
 	// Every manifest change is made under applyMu, so the entries read
-	// here stay current until the commit.
+	// here stay current until the commit. The keys' recency records change
+	// with them; the written keys count as used now.
+	t := s.rec.begin()
+	defer s.rec.end(t)
 	b := s.man.NewBatch()
 	undos := make([]manifest.Undo, 0, len(ops))
 	for i := range ops {
 		a := &ops[i]
 		old, had, err := s.peekEntry(a.key)
+		var rt int64
+		var rok bool
+		if err == nil && had {
+			rt, rok, err = s.man.Recency(a.key)
+		}
 		if err != nil {
 			b.Close()
 			dropWritten()
@@ -317,9 +368,13 @@ func (s *Store) applyBatch(batch map[string]pendingOp) error {
 			continue // set and deleted again while buffered
 		case a.op.del:
 			b.Delete(a.key)
+			if rok {
+				b.DeleteRecency(a.key, rt)
+			}
 			undos = append(undos, manifest.Undo{Key: a.key, Old: a.old})
 		default:
 			b.Put(a.key, a.e)
+			b.SetRecency(a.key, rt, rok, t)
 			undos = append(undos, manifest.Undo{Key: a.key, Old: a.old, New: &a.e})
 		}
 	}

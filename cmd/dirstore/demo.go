@@ -56,6 +56,11 @@ func demoDeleted(i int) bool     { return i%10 == 3 }
 func (c *cli) demo(args []string) error {
 	dir := args[0]
 	n := demoKeys
+	// The budget is for the cache run at the end; the checks before it
+	// expect every key to stay.
+	budget := c.opts.MaxBytes
+	c.opts.MaxBytes = 0
+	defer func() { c.opts.MaxBytes = budget }()
 	// Only a new, empty or store directory: Open would adopt any other
 	// directory's files as keys.
 	switch err := isStore(dir); {
@@ -219,6 +224,12 @@ func (c *cli) demo(args []string) error {
 	if err != nil {
 		return err
 	}
+	if budget > 0 {
+		c.opts.MaxBytes = budget
+		if err := c.demoCache(dir, n, seed, sums); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(c.stdout, "Try: dirstore ls %s | head; dirstore stat %s\n", dir, dir)
 	return nil
 }
@@ -264,4 +275,72 @@ func parallel(n int, fn func(i int) error) error {
 	}
 	wg.Wait()
 	return first
+}
+
+// demoCache reopens the store with the budget and runs a cache over the
+// demo's keys: reads skewed towards a few keys (Zipf), a miss writes the
+// value again, and writes evict the least recently used keys.
+func (c *cli) demoCache(dir string, n int, seed maphash.Seed, sums []uint64) error {
+	budget := c.opts.MaxBytes
+	t := time.Now()
+	s, err := c.open(dir) // evicts down to the budget
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if s != nil {
+			s.Close()
+		}
+	}()
+	st := s.Stats()
+	c.demoRow("bound", int(st.Keys), st.Bytes, -time.Since(t), fmt.Sprintf("reopened with -max %s: %d keys evicted", size(budget), st.Evictions))
+
+	z := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), 1.1, 1, uint64(n-1))
+	reqs, served := 4*n, 0
+	var hits int
+	var moved int64
+	t = time.Now()
+	for range reqs {
+		i := int(z.Uint64())
+		if demoDeleted(i) {
+			continue
+		}
+		served++
+		k := demoKey(i)
+		err := s.View(k, func(v []byte) error {
+			if maphash.Bytes(seed, v) != sums[i] {
+				return fmt.Errorf("demo: %q: read back wrong value", k)
+			}
+			moved += int64(len(v))
+			return nil
+		})
+		switch {
+		case err == nil:
+			hits++
+		case errors.Is(err, fs.ErrNotExist):
+			gen := 0
+			if demoOverwritten(i) {
+				gen = 1
+			}
+			v := demoValue(i, gen)
+			moved += int64(len(v))
+			if err := s.Set(k, v); err != nil && !errors.Is(err, fs.ErrInvalid) { // a value over the budget is refused
+				return err
+			}
+		default:
+			return err
+		}
+		if b := s.Stats().Bytes; b > budget {
+			return fmt.Errorf("demo: the store holds %d bytes, over its budget of %d", b, budget)
+		}
+	}
+	st = s.Stats()
+	c.demoRow("cache", served, moved, time.Since(t), fmt.Sprintf("Zipf reads, a miss writes: %.0f%% hits, %d evictions, %s of %s used",
+		100*float64(hits)/float64(served), st.Evictions, size(st.Bytes), size(budget)))
+	if err := c.printBudget(st); err != nil {
+		return err
+	}
+	err = s.Close()
+	s = nil
+	return err
 }

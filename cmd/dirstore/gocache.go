@@ -53,6 +53,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -156,7 +157,7 @@ func (c *cli) gocache(args []string) error {
 		logf = func(format string, args ...any) {
 			fmt.Fprintf(c.stderr, "dirstore gocache: "+format+"\n", args...)
 		}
-		opts.Logf = logf
+		opts.Logger = slog.New(slog.NewTextHandler(c.stderr, nil))
 	}
 	g := &gocacheServer{logf: logf, stderr: c.stderr}
 	s, err := dirstore.Open(dir, &opts)
@@ -190,38 +191,6 @@ func (c *cli) gocache(args []string) error {
 func setMaxBytes(opts *dirstore.Options, max int64) error {
 	_ = opts
 	return fmt.Errorf("gocache: -max %d: not supported yet (it needs the Store's cache mode, Options.MaxBytes): %w", max, errors.ErrUnsupported)
-}
-
-// parseSize reads a byte count: a number with an optional unit, B, kB, MB,
-// GB, TB (powers of 1000), KiB, MiB, GiB, TiB, or K, M, G, T alone (powers of
-// 1024, as du and docker read them).
-func parseSize(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	i := 0
-	for i < len(t) && (t[i] >= '0' && t[i] <= '9' || t[i] == '.') {
-		i++
-	}
-	num, unit := t[:i], strings.TrimSpace(t[i:])
-	f, err := strconv.ParseFloat(num, 64)
-	if num == "" || err != nil {
-		return 0, fmt.Errorf("size %q is not a number with an optional unit (512MiB, 10GB): %w", s, fs.ErrInvalid)
-	}
-	mult, ok := sizeUnits[strings.ToLower(unit)]
-	if !ok {
-		return 0, fmt.Errorf("size %q has an unknown unit %q (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB, K, M, G, T): %w", s, unit, fs.ErrInvalid)
-	}
-	n := f * float64(mult)
-	if n < 1 || n >= 1<<63 {
-		return 0, fmt.Errorf("size %q is out of range: %w", s, fs.ErrInvalid)
-	}
-	return int64(n), nil
-}
-
-var sizeUnits = map[string]int64{
-	"": 1, "b": 1,
-	"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
-	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
-	"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40,
 }
 
 // gocacheServer is one run of the server: one go command.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,7 +29,7 @@ const (
 	exitCorrupt = 3
 )
 
-const usageText = `usage: dirstore [-nosync] [-mmap] COMMAND DIR [ARGS]
+const usageText = `usage: dirstore [-nosync] [-mmap] [-max SIZE] COMMAND DIR [ARGS]
 
 dirstore keeps one file per value in DIR, with a manifest in DIR/.dirstore.
 A directory written by Python's zict.File becomes a store (its files are
@@ -40,7 +41,10 @@ Commands:
   get DIR KEY            write KEY's value to standard output
   rm DIR KEY             delete KEY
   ls DIR [PREFIX]        list the keys (starting with PREFIX), sorted, one per line
-  stat DIR               print the number of keys, their total size and the mode
+  stat DIR               print the number of keys, their total size, the mode,
+                         the budget (with -max) and the counters
+  trim DIR SIZE          evict least recently used keys until the values take
+                         at most SIZE
   verify DIR             check every value against its recorded checksum; print
                          each corrupt key on standard output, the reasons (and,
                          on a terminal, progress) on standard error
@@ -50,13 +54,21 @@ Commands:
                          "dirstore gocache -h"
   demo DIR               fill DIR (new, empty or a store) with a few thousand
                          keys, read them back, overwrite, delete, reopen and
-                         check, with timings; its keys start with "demo/"
+                         check, with timings; its keys start with "demo/";
+                         with -max, then a cache run within that budget
   help                   print this text
 
 Flags (before COMMAND):
   -nosync   do not fsync: faster, but a crash may lose the latest writes
             (never tear a value); everything is durable once the command exits
   -mmap     read values through a memory map instead of a buffer
+  -max SIZE make the store a cache of at most SIZE bytes of values: put (and
+            demo's cache run) evict the least recently used keys to stay
+            within it
+
+SIZE is a number of bytes with an optional unit: 512MiB, 10GB, 1.5G, 4096.
+KB, MB, GB and TB are powers of 1000; KiB, MiB, GiB, TiB and the bare
+K, M, G, T are powers of 1024.
 
 Keys are arbitrary bytes. ls prints a key as it is unless it is empty, starts
 with a double quote, or holds a newline, another non-printable character or
@@ -105,6 +117,17 @@ func (c *cli) run(args []string) int {
 	flags.Usage = func() {}
 	flags.BoolVar(&c.opts.NoSync, "nosync", false, "")
 	flags.BoolVar(&c.opts.Mmap, "mmap", false, "")
+	flags.Func("max", "", func(v string) error {
+		n, err := parseSize(v)
+		if err != nil {
+			return err
+		}
+		if n <= 0 {
+			return fmt.Errorf("-max %s: the budget must be positive", v)
+		}
+		c.opts.MaxBytes = n
+		return nil
+	})
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(c.stdout, usageText)
@@ -135,6 +158,7 @@ func (c *cli) run(args []string) int {
 		"rm":     {2, 2, "DIR KEY", c.rm},
 		"ls":     {1, 2, "DIR [PREFIX]", c.ls},
 		"stat":   {1, 1, "DIR", c.stat},
+		"trim":   {2, 2, "DIR SIZE", c.trim},
 		"verify": {1, 1, "DIR", c.verify},
 		"demo":   {1, 1, "DIR", c.demo},
 		// gocache parses its own flags.
@@ -379,7 +403,61 @@ func (c *cli) stat(args []string) (err error) {
 		mode += " mmap"
 	}
 	_, err = fmt.Fprintf(c.stdout, "keys   %d\nbytes  %d (%s)\nmode   %s\n", st.Keys, st.Bytes, size(st.Bytes), mode)
+	if err != nil {
+		return err
+	}
+	return c.printBudget(st)
+}
+
+// printBudget prints a store's budget, use and counters.
+func (c *cli) printBudget(st dirstore.Stats) error {
+	budget := "unbounded"
+	if st.MaxBytes > 0 {
+		budget = fmt.Sprintf("%d (%s), %.1f%% used", st.MaxBytes, size(st.MaxBytes), 100*float64(st.Bytes)/float64(st.MaxBytes))
+	}
+	_, err := fmt.Fprintf(c.stdout, "budget %s\ncounts gets %d (misses %d), sets %d, deletes %d, evictions %d, read %s, written %s\n",
+		budget, st.Gets, st.Misses, st.Sets, st.Deletes, st.Evictions, size(st.BytesRead), size(st.BytesWritten))
 	return err
+}
+
+// trim evicts least recently used keys until the values fit in a size.
+func (c *cli) trim(args []string) (err error) {
+	limit, err := parseSize(args[1])
+	if err != nil {
+		return usagef("trim: %v", err)
+	}
+	s, err := c.open(args[0])
+	if err != nil {
+		return err
+	}
+	defer closeStore(s, &err)
+	before := s.Stats()
+	n, err := s.Trim(limit)
+	if err != nil {
+		return err
+	}
+	after := s.Stats()
+	_, err = fmt.Fprintf(c.stdout, "evicted %d keys (%s); %d keys, %s left\n", n, size(before.Bytes-after.Bytes), after.Keys, size(after.Bytes))
+	return err
+}
+
+// parseSize reads a size such as 512MiB, 10GB, 1.5G or 4096.
+func parseSize(v string) (int64, error) {
+	s := strings.TrimSpace(v)
+	i := len(s)
+	for i > 0 && (s[i-1] < '0' || s[i-1] > '9') && s[i-1] != '.' {
+		i--
+	}
+	num, unit := s[:i], strings.ToLower(strings.TrimSpace(s[i:]))
+	mult := map[string]float64{"": 1, "b": 1,
+		"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+		"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40,
+		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}[unit]
+	f, err := strconv.ParseFloat(num, 64)
+	if mult == 0 || err != nil || f < 0 || f*mult > math.MaxInt64/2 {
+		return 0, fmt.Errorf("%q is not a size (such as 512MiB, 10GB or 4096): %w", v, fs.ErrInvalid)
+	}
+	return int64(f * mult), nil
 }
 
 func (c *cli) verify(args []string) (err error) {

@@ -120,12 +120,49 @@ func TestStat(t *testing.T) {
 	dir := t.TempDir()
 	mustRun(t, "12345", "put", dir, "x")
 	mustRun(t, "", "put", dir, "y")
-	if got, want := mustRun(t, "", "stat", dir), "keys   2\nbytes  5 (5 B)\nmode   sync\n"; got != want {
+	const noBudget = "budget unbounded\ncounts gets 0 (misses 0), sets 0, deletes 0, evictions 0, read 0 B, written 0 B\n"
+	if got, want := mustRun(t, "", "stat", dir), "keys   2\nbytes  5 (5 B)\nmode   sync\n"+noBudget; got != want {
 		t.Errorf("stat = %q, want %q", got, want)
 	}
 	mustRun(t, strings.Repeat("z", 3000), "-nosync", "put", dir, "z")
-	if got, want := mustRun(t, "", "-nosync", "-mmap", "stat", dir), "keys   3\nbytes  3005 (2.9 KiB)\nmode   nosync mmap\n"; got != want {
+	if got, want := mustRun(t, "", "-nosync", "-mmap", "stat", dir), "keys   3\nbytes  3005 (2.9 KiB)\nmode   nosync mmap\n"+noBudget; got != want {
 		t.Errorf("stat = %q, want %q", got, want)
+	}
+}
+
+// TestBudget: -max bounds put, stat shows the budget, trim evicts the
+// least recently used keys.
+func TestBudget(t *testing.T) {
+	dir := t.TempDir()
+	for _, k := range []string{"a", "b", "c", "d"} {
+		mustRun(t, strings.Repeat(k, 400), "-max", "1KiB", "put", dir, k)
+	}
+	if got := mustRun(t, "", "ls", dir); got != "c\nd\n" {
+		t.Fatalf("after puts within -max 1KiB, ls = %q", got)
+	}
+	if got, want := mustRun(t, "", "-max", "1KiB", "stat", dir), "keys   2\nbytes  800 (800 B)\nmode   sync\nbudget 1024 (1.0 KiB), 78.1% used\n"; !strings.HasPrefix(got, want) {
+		t.Fatalf("stat = %q, want it to start with %q", got, want)
+	}
+	if r := dirstoreRun(strings.Repeat("x", 1025), "-max", "1KiB", "put", dir, "big"); r.code != 1 || !strings.Contains(r.stderr, "value larger than MaxBytes") {
+		t.Fatalf("put of a value over -max: exit %d, %q", r.code, r.stderr)
+	}
+	if got := mustRun(t, "", "trim", dir, "0.5K"); got != "evicted 1 keys (400 B); 1 keys, 400 B left\n" {
+		t.Fatalf("trim = %q", got)
+	}
+	if got := mustRun(t, "", "ls", dir); got != "d\n" {
+		t.Fatalf("after trim, ls = %q", got)
+	}
+	wantExit(t, 2, []string{"trim", dir, "lots"}, `"lots" is not a size`)
+	wantExit(t, 2, []string{"-max", "0", "put", dir, "x"}, "must be positive")
+	for in, want := range map[string]int64{"4096": 4096, "512MiB": 512 << 20, "10GB": 10e9, "1.5G": 3 << 29, "2 kb": 2000, "7b": 7, "1TiB": 1 << 40} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "MiB", "-1", "1XB", "1.2.3K"} {
+		if _, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) took it", in)
+		}
 	}
 }
 
@@ -354,6 +391,17 @@ func TestDemo(t *testing.T) {
 		t.Errorf("stat after demo = %q", got)
 	}
 	wantExit(t, 0, []string{"verify", dir}, "180 values, all OK")
+	// With -max, a cache run follows within the budget.
+	out := mustRun(t, "", "-max", "256KiB", "demo", dir)
+	t.Logf("dirstore -max 256KiB demo:\n%s", out)
+	for _, w := range []string{"  bound ", "keys evicted", "  cache ", "% hits", "of 256.0 KiB used", "budget 262144 (256.0 KiB)"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("demo -max output lacks %q", w)
+		}
+	}
+	if got := mustRun(t, "", "-max", "256KiB", "stat", dir); !strings.Contains(got, "budget 262144") {
+		t.Errorf("stat after demo -max = %q", got)
+	}
 	if got := mustRun(t, "", "ls", dir, "demo/0000"); got != "demo/00000\ndemo/00001\ndemo/00002\ndemo/00004\ndemo/00005\ndemo/00006\ndemo/00007\ndemo/00008\ndemo/00009\n" {
 		t.Errorf("ls demo/0000 = %q", got)
 	}

@@ -4,9 +4,22 @@
 // more widely: the Store's Options.FS is a vfs.FS, and internal/datadir
 // reads and writes value files through it.
 //
-// The key space has three prefixes: 'k' + key for entries, 'm' + name for
-// the store's own metadata, and 'u' + a big-endian sequence number for undo
-// records (see Undo).
+// The key space has six prefixes:
+//
+//   - 'k' + key: the key's Entry;
+//   - 'm' + name: the store's own metadata;
+//   - 'u' + a big-endian uint64 sequence number: an undo record (see Undo);
+//   - 'r' + key: when the key was last used, 8 bytes, a big-endian uint64
+//     of nanoseconds since the Unix epoch (its recency record);
+//   - 'a' + the same 8 bytes + key, with an empty value: the access-order
+//     index, so that iterating the prefix yields the least recently used
+//     keys first (see Accesses);
+//   - 'p' + key, with an empty value: the key is pinned (see Batch.Pin).
+//
+// Each key with an entry has a recency record and the access record of the
+// same time (see Batch.SetRecency); an access record whose key has no entry,
+// or whose time is not the key's recency, is stale and may be deleted
+// (DeleteAccess).
 package manifest
 
 import (
@@ -23,9 +36,12 @@ import (
 )
 
 const (
-	prefixKey  = 'k'
-	prefixMeta = 'm'
-	prefixUndo = 'u'
+	prefixKey     = 'k'
+	prefixMeta    = 'm'
+	prefixUndo    = 'u'
+	prefixRecency = 'r'
+	prefixAccess  = 'a'
+	prefixPin     = 'p'
 )
 
 // Entry describes the file that holds a key's value.

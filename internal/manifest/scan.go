@@ -12,6 +12,7 @@ import (
 // is not safe for concurrent use; Close must be called.
 type Scanner struct {
 	it      *pebble.Iterator
+	d       *DB
 	started bool
 	valid   bool
 }
@@ -22,9 +23,9 @@ func (d *DB) Scan(prefix string) (*Scanner, error) {
 	lower := entryKey(prefix)
 	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upperBound(lower)})
 	if err != nil {
-		return nil, err
+		return nil, d.readErr(err)
 	}
-	return &Scanner{it: it}, nil
+	return &Scanner{it: it, d: d}, nil
 }
 
 // Next moves to the next entry and reports whether there is one.
@@ -63,7 +64,7 @@ func (sc *Scanner) Entry() (Entry, error) {
 }
 
 // Err returns the error that ended the walk, if any.
-func (sc *Scanner) Err() error { return sc.it.Error() }
+func (sc *Scanner) Err() error { return sc.d.readErr(sc.it.Error()) }
 
 // Close releases the Scanner.
 func (sc *Scanner) Close() error { return sc.it.Close() }
