@@ -19,7 +19,10 @@ import (
 // have it too).
 // Version 2: an entry may record its write time (the ModTime flag); an
 // undo record may be marked Alone (a durable Set whose file was fsynced
-// while its entry committed). Version 1 stores read as they are.
+// while its entry committed); the manifest holds each key's recency
+// records (cache mode: when it was last used, and the access-order index)
+// and pins. Version 1 stores read as they are (their recency records are
+// made at the first writable Open).
 const formatVersion = 2
 
 // Metadata records in the manifest.
