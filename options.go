@@ -74,9 +74,6 @@ type Options struct {
 	// that cannot report its free space. -1 turns it off.
 	Reserve int64
 
-	// Logf, if set, receives what Open's recovery did (orphans removed,
-	// operations rolled back, entries whose files are missing).
-	Logf func(format string, args ...any)
 	// MaxBytes, if positive, makes the store a bounded cache: a write that
 	// would take Stats.Bytes (the sum of the values' sizes) over it first
 	// evicts the least recently used keys, never the key being written,
