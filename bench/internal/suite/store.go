@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/peterbourgon/diskv/v3"
-	"golang.org/x/sys/unix"
 
 	"github.com/dirstore/dirstore"
 )
@@ -267,7 +266,7 @@ func setDurable(g int) func(e *Env) (*Setup, error) {
 			s.Close()
 			return nil, err
 		}
-		dirfd, err := unix.Open(d[4], unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		osAtomic, closeAtomic, err := osTmpRename(d[4])
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -289,28 +288,6 @@ func setDurable(g int) func(e *Env) (*Setup, error) {
 			}
 			return f.Close()
 		}
-		osAtomic := func(k string, v []byte) error {
-			tmp := filepath.Join(d[4], k+".tmp")
-			f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-			if err != nil {
-				return err
-			}
-			if _, err := f.Write(v); err != nil {
-				f.Close()
-				return err
-			}
-			if err := f.Sync(); err != nil {
-				f.Close()
-				return err
-			}
-			if err := f.Close(); err != nil {
-				return err
-			}
-			if err := os.Rename(tmp, filepath.Join(d[4], k)); err != nil {
-				return err
-			}
-			return unix.Fsync(dirfd)
-		}
 		syncWrite := func(dv *diskv.Diskv) kvSet {
 			return func(k string, v []byte) error { return dv.WriteStream(k, bytes.NewReader(v), true) }
 		}
@@ -330,7 +307,7 @@ func setDurable(g int) func(e *Env) (*Setup, error) {
 				contender(cOS, osSync),
 				contender(cOSAtomic, osAtomic),
 			},
-			Close: func() { s.Close(); unix.Close(dirfd) },
+			Close: func() { s.Close(); closeAtomic() },
 		}, nil
 	}
 }
