@@ -16,8 +16,12 @@ import (
 // files as orphans, which the next Open removes.
 //
 // A file that a reader keeps open for long (a memory-mapped View, a
-// Store.Open stream) is pinned: a pinned file is removed, never reused, so
-// its reader keeps seeing the bytes it opened.
+// Store.Open stream) is pinned: a pinned file is never reused, so its
+// reader keeps seeing the bytes it opened, and its removal waits for the
+// last unpin, so its path keeps naming those bytes (Stream.Name, which a
+// program may hand to another one, as the GOCACHEPROG server does) until
+// the reader is done. Close removes such files even if readers remain:
+// their descriptors keep working.
 type collector struct {
 	s       *Store
 	ch      chan string
@@ -29,6 +33,10 @@ type collector struct {
 	spares     []string
 	spareBytes int64
 	pinned     map[string]int
+	// doomed holds pinned files that were superseded: each is removed at
+	// its last unpin (or by stop).
+	doomed  map[string]struct{}
+	stopped bool
 
 	// leftover is set when a file of ours may have been left behind (a
 	// removal or a write failed): it stays as an orphan for the next Open's
@@ -76,6 +84,14 @@ func (c *collector) work() {
 // a spare, or queues it for removal (blocking while the queue is full).
 func (c *collector) remove(name string, size int64) {
 	c.mu.Lock()
+	if c.pinned[name] > 0 && !c.stopped && !mutated(mutRemovePinned) {
+		if c.doomed == nil {
+			c.doomed = map[string]struct{}{}
+		}
+		c.doomed[name] = struct{}{}
+		c.mu.Unlock()
+		return
+	}
 	if c.pinned[name] == 0 && size <= maxSpareSize && len(c.spares) < maxSpares && c.spareBytes+size <= maxSpareBytes {
 		c.spares = append(c.spares, name)
 		c.spareBytes += size
@@ -112,12 +128,24 @@ func (c *collector) pin(name string) {
 	c.mu.Unlock()
 }
 
+// unpin releases a pin of name; the last one removes it if it was
+// superseded meanwhile.
 func (c *collector) unpin(name string) {
 	c.mu.Lock()
-	if c.pinned[name]--; c.pinned[name] <= 0 {
-		delete(c.pinned, name)
+	if c.pinned[name]--; c.pinned[name] > 0 {
+		c.mu.Unlock()
+		return
 	}
+	delete(c.pinned, name)
+	_, doomed := c.doomed[name]
+	if !doomed || c.stopped {
+		c.mu.Unlock()
+		return
+	}
+	delete(c.doomed, name)
+	c.pending++
 	c.mu.Unlock()
+	c.ch <- name
 }
 
 // wait removes the spares and returns when every queued removal is done.
@@ -137,11 +165,20 @@ func (c *collector) wait() {
 	c.mu.Unlock()
 }
 
-// stop removes the spares, finishes the queued removals and ends the
-// workers.
+// stop removes the spares and the superseded files that readers still
+// pin, finishes the queued removals and ends the workers.
 func (c *collector) stop() {
 	if c.ch == nil {
 		return
+	}
+	c.mu.Lock()
+	c.stopped = true
+	doomed := c.doomed
+	c.doomed = nil
+	c.pending += len(doomed)
+	c.mu.Unlock()
+	for name := range doomed {
+		c.ch <- name
 	}
 	c.wait()
 	close(c.ch)

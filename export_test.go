@@ -18,6 +18,10 @@ var Mutations = map[string]int32{
 	"durable Set in flight kept": mutAloneIgnored,
 }
 
+// MutRemovePinned is the seeded bug TestStreamNameOutlivesValue must
+// catch: a superseded file is removed while a Stream still pins it.
+const MutRemovePinned = mutRemovePinned
+
 // MutReserveKept is the seeded bug the full-disk tests must catch: the
 // emergency reserve is never released.
 const MutReserveKept = mutReserveKept

@@ -26,6 +26,7 @@ const (
 	mutNoReserve      // a bounded store's write checks for room but does not reserve it
 	mutReadsForgotten // reads do not note their keys' recency
 	mutPinsIgnored    // eviction does not skip pinned keys
+	mutRemovePinned   // a superseded file is removed while a reader pins it
 )
 
 func mutated(m int32) bool { return mutation.Load() == m }

@@ -94,7 +94,10 @@ func (s *Store) Open(key string) (*Stream, error) { return s.OpenStream(key, nil
 // version at the time of the call), which the caller must Close. The Stream
 // keeps reading that version after the key is overwritten or deleted, and
 // after the Store is closed; a Stream opened later reads the new one. Its
-// name is the value file's path.
+// Name is the value file's path, which stays in place, holding the value,
+// until the Stream is closed (or the Store, whichever comes first), though
+// the key be overwritten, deleted or evicted meanwhile: another program may
+// read the value by that path.
 //
 // The value's file never changes, so the Stream is immutable
 // (StreamOptions.Immutable is implied): its cached reads take no system

@@ -288,3 +288,88 @@ func TestStoreHookNotRunByVerify(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamNameOutlivesValue: the path a Stream names keeps holding the
+// value the Stream opened while the Stream is open, after an overwrite, a
+// Delete or an eviction and the removals that follow them (Sync waits for
+// those), and is removed once the Stream is closed.
+func TestStreamNameOutlivesValue(t *testing.T) {
+	streamNameOutlivesValue(t)
+	t.Run("seeded bug", func(t *testing.T) {
+		defer dirstore.SetMutation(dirstore.MutRemovePinned)()
+		if msg := catch(t, streamNameOutlivesValue); msg == "" {
+			t.Fatal("a file removed while a Stream pins it went unnoticed")
+		} else {
+			t.Logf("caught: %s", msg)
+		}
+	})
+}
+
+func streamNameOutlivesValue(t testing.TB) {
+	small := bytes.Repeat([]byte("s"), 3000) // small enough to be kept as a spare
+	big := bytes.Repeat([]byte("b"), 2<<20)  // too large for a spare
+	supersede := map[string]func(s *dirstore.Store, key string) error{
+		"overwrite": func(s *dirstore.Store, key string) error { return s.Set(key, []byte("new")) },
+		"delete":    func(s *dirstore.Store, key string) error { return s.Delete(key) },
+		"evict": func(s *dirstore.Store, key string) error {
+			_, err := s.Trim(0)
+			return err
+		},
+	}
+	for _, nosync := range []bool{false, true} {
+		for how, fn := range supersede {
+			for _, value := range [][]byte{small, big} {
+				s := storetest.Open(t, "", &dirstore.Options{NoSync: nosync, MaxBytes: 64 << 20})
+				mustSet(t, s, "k", value)
+				st, err := s.Open("k")
+				if err != nil {
+					t.Fatal(err)
+				}
+				name := st.Name()
+				if err := fn(s, "k"); err != nil {
+					t.Fatal(err)
+				}
+				// Other writes, which would take a spare if it were one.
+				for i := range 4 {
+					mustSet(t, s, fmt.Sprint("other", i), small)
+				}
+				if err := s.Sync(); err != nil {
+					t.Fatal(err)
+				}
+				if got, err := os.ReadFile(name); err != nil || !bytes.Equal(got, value) {
+					t.Fatalf("nosync %v, %s of %d bytes: the open Stream's path holds %d bytes (%v), want its value",
+						nosync, how, len(value), len(got), err)
+				}
+				if err := st.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Sync(); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := os.Stat(name); !errors.Is(err, fs.ErrNotExist) {
+					t.Fatalf("nosync %v, %s: the superseded file is still there after its Stream closed: %v", nosync, how, err)
+				}
+			}
+		}
+	}
+	// A Stream left open past Close: Close removes the file (its
+	// descriptor still reads), leaving no orphan for the next Open.
+	dir := t.(interface{ TempDir() string }).TempDir()
+	s := storetest.Open(t, dir, nil)
+	mustSet(t, s, "k", small)
+	st, err := s.Open("k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	mustSet(t, s, "k", big)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(st.Name()); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a superseded file pinned by a Stream outlived Close: %v", err)
+	}
+	if got, err := io.ReadAll(st); err != nil || !bytes.Equal(got, small) {
+		t.Fatalf("the Stream after Close read %d bytes, %v", len(got), err)
+	}
+}
