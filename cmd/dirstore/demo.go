@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dirstore/dirstore/internal/size"
 )
 
 // demoKeys is how many keys demo writes (tests lower it).
@@ -131,7 +133,7 @@ func (c *cli) demo(args []string) error {
 	if err != nil {
 		return err
 	}
-	c.demoRow("write", n, written.Load(), time.Since(t), fmt.Sprintf("values of %s to %s", size(smallest), size(largest)))
+	c.demoRow("write", n, written.Load(), time.Since(t), fmt.Sprintf("values of %s to %s", size.Format(smallest), size.Format(largest)))
 
 	var read atomic.Int64
 	t = time.Now()
@@ -240,7 +242,7 @@ func (c *cli) demo(args []string) error {
 func (c *cli) demoRow(step string, keys int, bytes int64, d time.Duration, note string) {
 	b, ops := "", ""
 	if bytes >= 0 {
-		b = size(bytes)
+		b = size.Format(bytes)
 	}
 	if d >= 0 {
 		ops = fmt.Sprintf("%.0f ops/s", float64(keys)/max(d.Seconds(), 1e-9))
@@ -293,7 +295,7 @@ func (c *cli) demoCache(dir string, n int, seed maphash.Seed, sums []uint64) err
 		}
 	}()
 	st := s.Stats()
-	c.demoRow("bound", int(st.Keys), st.Bytes, -time.Since(t), fmt.Sprintf("reopened with -max %s: %d keys evicted", size(budget), st.Evictions))
+	c.demoRow("bound", int(st.Keys), st.Bytes, -time.Since(t), fmt.Sprintf("reopened with -max %s: %d keys evicted", size.Format(budget), st.Evictions))
 
 	z := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), 1.1, 1, uint64(n-1))
 	reqs, served := 4*n, 0
@@ -336,7 +338,7 @@ func (c *cli) demoCache(dir string, n int, seed maphash.Seed, sums []uint64) err
 	}
 	st = s.Stats()
 	c.demoRow("cache", served, moved, time.Since(t), fmt.Sprintf("Zipf reads, a miss writes: %.0f%% hits, %d evictions, %s of %s used",
-		100*float64(hits)/float64(served), st.Evictions, size(st.Bytes), size(budget)))
+		100*float64(hits)/float64(served), st.Evictions, size.Format(st.Bytes), size.Format(budget)))
 	if err := c.printBudget(st); err != nil {
 		return err
 	}

@@ -114,6 +114,41 @@ func TestGocacheGoCommand(t *testing.T) {
 		t.Errorf("go test after the kill does not say (cached):\n%s", out)
 	}
 	noCompile(mod, "./p")
+
+	// A bounded cache far smaller than one build's outputs: it evicts
+	// outputs the go command was handed and still reads, and the build
+	// must not notice; afterwards the store is within its budget.
+	bounded := filepath.Join(tmp, "bounded")
+	for i, kv := range env {
+		switch {
+		case strings.HasPrefix(kv, "GOCACHE="):
+			env[i] = "GOCACHE=" + filepath.Join(tmp, "gocache-bounded")
+		case strings.HasPrefix(kv, "GOCACHEPROG="):
+			env[i] = "GOCACHEPROG=" + bin + " gocache -v -max 2MiB " + bounded
+		}
+	}
+	for i := range 2 {
+		out := goRun(mod, "test", "-count=1", "./...")
+		if !strings.Contains(out, "ok  \texample.com/m/p") {
+			t.Fatalf("go test through a cache of 2 MiB:\n%s", out)
+		}
+		// The server's log (-v) reaches the go command's stderr.
+		if i == 0 && !strings.Contains(out, "evicted keys") {
+			t.Errorf("the first go test through a cache of 2 MiB evicted nothing:\n%.3000s", out)
+		}
+	}
+	out, err := exec.Command(bin, "-max", "2MiB", "stat", bounded).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dirstore stat: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`(?m)^bytes\s+(\d+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("dirstore stat printed no bytes line:\n%s", out)
+	}
+	if n, _ := strconv.ParseInt(string(m[1]), 10, 64); n > 2<<20 || n == 0 {
+		t.Errorf("the bounded cache holds %d bytes after two builds, want 1 to %d:\n%s", n, 2<<20, out)
+	}
+	t.Logf("bounded cache after two go test runs:\n%s", out)
 }
 
 // killMidBuild starts "go build -p 8 ./..." in dir and kills its

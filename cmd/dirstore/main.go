@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,6 +18,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/dirstore/dirstore"
+	"github.com/dirstore/dirstore/internal/gocacheprog"
+	"github.com/dirstore/dirstore/internal/size"
 )
 
 // Exit codes.
@@ -48,7 +49,7 @@ Commands:
   verify DIR             check every value against its recorded checksum; print
                          each corrupt key on standard output, the reasons (and,
                          on a terminal, progress) on standard error
-  gocache [-max SIZE] [-sync] DIR
+  gocache [-max SIZE] [-sync] [-remote URL] DIR
                          serve the go command's build cache from DIR
                          (GOCACHEPROG="dirstore gocache DIR"); see
                          "dirstore gocache -h"
@@ -118,7 +119,7 @@ func (c *cli) run(args []string) int {
 	flags.BoolVar(&c.opts.NoSync, "nosync", false, "")
 	flags.BoolVar(&c.opts.Mmap, "mmap", false, "")
 	flags.Func("max", "", func(v string) error {
-		n, err := parseSize(v)
+		n, err := size.Parse(v)
 		if err != nil {
 			return err
 		}
@@ -141,7 +142,7 @@ func (c *cli) run(args []string) int {
 	}
 	cmd, args := args[0], args[1:]
 	if cmd == "gocache" && len(args) > 0 && isHelpFlag(args[0]) {
-		fmt.Fprint(c.stdout, gocacheUsage)
+		fmt.Fprint(c.stdout, gocacheprog.Usage)
 		return exitOK
 	}
 	if cmd == "help" || len(args) > 0 && isHelpFlag(args[0]) {
@@ -162,7 +163,7 @@ func (c *cli) run(args []string) int {
 		"verify": {1, 1, "DIR", c.verify},
 		"demo":   {1, 1, "DIR", c.demo},
 		// gocache parses its own flags.
-		"gocache": {1, 6, "[-max SIZE] [-sync] [-v] DIR", c.gocache},
+		"gocache": {1, 8, "[-max SIZE] [-sync] [-remote URL] [-v] DIR", c.gocache},
 	}
 	sub, ok := commands[cmd]
 	if !ok {
@@ -195,6 +196,10 @@ func (e *corruptFound) Error() string {
 
 // fail reports err on stderr and returns its exit code.
 func (c *cli) fail(err error) int {
+	var ec *exitCode
+	if errors.As(err, &ec) {
+		return ec.code
+	}
 	var ue *usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(c.stderr, "dirstore: %s\nRun 'dirstore help' for usage.\n", ue.msg)
@@ -207,6 +212,12 @@ func (c *cli) fail(err error) int {
 	}
 	return exitError
 }
+
+// exitCode is the error of a command that already reported its failure
+// (a child process, on stderr) and exits with code.
+type exitCode struct{ code int }
+
+func (e *exitCode) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 // message is err's text without the "dirstore: " prefix the library's
 // errors carry, since the tool prints its own.
@@ -402,7 +413,7 @@ func (c *cli) stat(args []string) (err error) {
 	if st.Mmap {
 		mode += " mmap"
 	}
-	_, err = fmt.Fprintf(c.stdout, "keys   %d\nbytes  %d (%s)\nmode   %s\n", st.Keys, st.Bytes, size(st.Bytes), mode)
+	_, err = fmt.Fprintf(c.stdout, "keys   %d\nbytes  %d (%s)\nmode   %s\n", st.Keys, st.Bytes, size.Format(st.Bytes), mode)
 	if err != nil {
 		return err
 	}
@@ -413,16 +424,16 @@ func (c *cli) stat(args []string) (err error) {
 func (c *cli) printBudget(st dirstore.Stats) error {
 	budget := "unbounded"
 	if st.MaxBytes > 0 {
-		budget = fmt.Sprintf("%d (%s), %.1f%% used", st.MaxBytes, size(st.MaxBytes), 100*float64(st.Bytes)/float64(st.MaxBytes))
+		budget = fmt.Sprintf("%d (%s), %.1f%% used", st.MaxBytes, size.Format(st.MaxBytes), 100*float64(st.Bytes)/float64(st.MaxBytes))
 	}
 	_, err := fmt.Fprintf(c.stdout, "budget %s\ncounts gets %d (misses %d), sets %d, deletes %d, evictions %d, read %s, written %s\n",
-		budget, st.Gets, st.Misses, st.Sets, st.Deletes, st.Evictions, size(st.BytesRead), size(st.BytesWritten))
+		budget, st.Gets, st.Misses, st.Sets, st.Deletes, st.Evictions, size.Format(st.BytesRead), size.Format(st.BytesWritten))
 	return err
 }
 
 // trim evicts least recently used keys until the values fit in a size.
 func (c *cli) trim(args []string) (err error) {
-	limit, err := parseSize(args[1])
+	limit, err := size.Parse(args[1])
 	if err != nil {
 		return usagef("trim: %v", err)
 	}
@@ -437,27 +448,8 @@ func (c *cli) trim(args []string) (err error) {
 		return err
 	}
 	after := s.Stats()
-	_, err = fmt.Fprintf(c.stdout, "evicted %d keys (%s); %d keys, %s left\n", n, size(before.Bytes-after.Bytes), after.Keys, size(after.Bytes))
+	_, err = fmt.Fprintf(c.stdout, "evicted %d keys (%s); %d keys, %s left\n", n, size.Format(before.Bytes-after.Bytes), after.Keys, size.Format(after.Bytes))
 	return err
-}
-
-// parseSize reads a size such as 512MiB, 10GB, 1.5G or 4096.
-func parseSize(v string) (int64, error) {
-	s := strings.TrimSpace(v)
-	i := len(s)
-	for i > 0 && (s[i-1] < '0' || s[i-1] > '9') && s[i-1] != '.' {
-		i--
-	}
-	num, unit := s[:i], strings.ToLower(strings.TrimSpace(s[i:]))
-	mult := map[string]float64{"": 1, "b": 1,
-		"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
-		"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40,
-		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}[unit]
-	f, err := strconv.ParseFloat(num, 64)
-	if mult == 0 || err != nil || f < 0 || f*mult > math.MaxInt64/2 {
-		return 0, fmt.Errorf("%q is not a size (such as 512MiB, 10GB or 4096): %w", v, fs.ErrInvalid)
-	}
-	return int64(f * mult), nil
 }
 
 func (c *cli) verify(args []string) (err error) {
@@ -514,20 +506,6 @@ func (c *cli) verify(args []string) (err error) {
 	}
 	fmt.Fprintf(c.stderr, "verify: %d values, all OK (%s)\n", n, dur(time.Since(start)))
 	return nil
-}
-
-// size formats a byte count for people.
-func size(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	f, i := float64(n)/unit, 0
-	for f >= unit && i < 4 {
-		f /= unit
-		i++
-	}
-	return fmt.Sprintf("%.1f %ciB", f, "KMGTP"[i])
 }
 
 // dur formats a duration with about three significant digits.

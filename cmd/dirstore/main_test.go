@@ -154,16 +154,6 @@ func TestBudget(t *testing.T) {
 	}
 	wantExit(t, 2, []string{"trim", dir, "lots"}, `"lots" is not a size`)
 	wantExit(t, 2, []string{"-max", "0", "put", dir, "x"}, "must be positive")
-	for in, want := range map[string]int64{"4096": 4096, "512MiB": 512 << 20, "10GB": 10e9, "1.5G": 3 << 29, "2 kb": 2000, "7b": 7, "1TiB": 1 << 40} {
-		if got, err := parseSize(in); err != nil || got != want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "MiB", "-1", "1XB", "1.2.3K"} {
-		if _, err := parseSize(in); err == nil {
-			t.Errorf("parseSize(%q) took it", in)
-		}
-	}
 }
 
 // TestKeyQuoting checks that ls quotes exactly the keys that need it and
