@@ -4,10 +4,16 @@
 //	dirstore-remote sync -remote URL DIR
 //
 // uploads the values the directory's outbox still holds (those a process
-// left pending when it stopped or crashed) and waits for them. URL is a
-// gocloud.dev/blob URL: s3://bucket?region=...[&endpoint=http://host:port&use_path_style=true]
+// left pending when it stopped or crashed) and waits for them.
+//
+//	dirstore-remote gocache -remote URL [-max SIZE] [-sync] [-v] DIR
+//
+// is a GOCACHEPROG server whose cache is shared through the bucket (what
+// "dirstore gocache -remote" runs): GOCACHEPROG="dirstore gocache -remote
+// URL DIR" on every machine, each with its own DIR.
+//
+// URL is a gocloud.dev/blob URL: s3://bucket?region=...[&endpoint=http://host:port&use_path_style=true]
 // (credentials from the usual AWS variables and files), file:///path.
-// The GOCACHEPROG server over a bucket (dirstore gocache -remote) is to come.
 package main
 
 import (
@@ -28,14 +34,20 @@ import (
 	"github.com/dirstore/dirstore/remote"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
-
 const usage = `usage: dirstore-remote sync -remote URL DIR
+       dirstore-remote gocache -remote URL [-max SIZE] [-sync] [-v] DIR
 
-  sync   upload what DIR's outbox holds and wait for it
+  sync     upload what DIR's outbox holds and wait for it
+  gocache  serve the go command's build cache (GOCACHEPROG), shared
+           through the bucket
 `
 
-func run(args []string, stdout, stderr io.Writer) int {
+func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "gocache" {
+		return gocache(args[1:], stdin, stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "sync" {
 		fmt.Fprint(stderr, usage)
 		return 2

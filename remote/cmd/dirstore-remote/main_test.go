@@ -61,7 +61,7 @@ func TestSync(t *testing.T) {
 	}
 
 	var out, errOut bytes.Buffer
-	if code := run([]string{"sync", "-remote", url, dir}, &out, &errOut); code != 0 {
+	if code := run([]string{"sync", "-remote", url, dir}, nil, &out, &errOut); code != 0 {
 		t.Fatalf("sync: exit %d: %s%s", code, out.Bytes(), errOut.Bytes())
 	}
 	t.Logf("%s", out.Bytes())
@@ -93,7 +93,7 @@ func TestSync(t *testing.T) {
 	}
 	// Nothing left: a second sync uploads nothing.
 	out.Reset()
-	if code := run([]string{"sync", "-remote", url, dir}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "0 pending") {
+	if code := run([]string{"sync", "-remote", url, dir}, nil, &out, &errOut); code != 0 || !strings.Contains(out.String(), "0 pending") {
 		t.Fatalf("second sync: exit %d: %s%s", code, out.Bytes(), errOut.Bytes())
 	}
 }
@@ -101,11 +101,11 @@ func TestSync(t *testing.T) {
 func TestUsage(t *testing.T) {
 	var out, errOut bytes.Buffer
 	for _, args := range [][]string{nil, {"sync"}, {"sync", "DIR"}, {"push", "-remote", "x", "DIR"}} {
-		if code := run(args, &out, &errOut); code != 2 {
+		if code := run(args, nil, &out, &errOut); code != 2 {
 			t.Errorf("%q: exit %d, want 2", args, code)
 		}
 	}
-	if code := run([]string{"sync", "-remote", "mem://", "/nonexistent/dir"}, &out, &errOut); code != 1 {
+	if code := run([]string{"sync", "-remote", "mem://", "/nonexistent/dir"}, nil, &out, &errOut); code != 1 {
 		t.Errorf("missing dir: exit %d, want 1", code)
 	}
 }

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+
+	"gocloud.dev/blob"
+
+	"github.com/dirstore/dirstore"
+	"github.com/dirstore/dirstore/internal/gocacheprog"
+	"github.com/dirstore/dirstore/remote"
+)
+
+// gocache is "dirstore-remote gocache -remote URL DIR" (which "dirstore
+// gocache -remote URL DIR" runs): the GOCACHEPROG server of package
+// gocacheprog over a remote.Store, so that machines with their own DIR
+// share one build cache in the bucket.
+func gocache(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	o, err := gocacheprog.ParseArgs(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, gocacheprog.Usage)
+		return 0
+	case err == nil && o.Remote == "":
+		err = fmt.Errorf("gocache: -remote URL is required (without it, run dirstore gocache): %w", gocacheprog.ErrUsage)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "dirstore-remote: %v\n", err)
+		if errors.Is(err, gocacheprog.ErrUsage) {
+			return 2
+		}
+		return 1
+	}
+	if err := gocacheprog.Run(o, bucketTier(stderr), stdin, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "dirstore-remote: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// bucketTier opens the bucket of o.Remote in front of the local store.
+func bucketTier(stderr io.Writer) gocacheprog.Tier {
+	return func(local *dirstore.Store, o gocacheprog.Options) (gocacheprog.Cache, error) {
+		bucket, err := blob.OpenBucket(context.Background(), o.Remote)
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", o.Remote, err)
+		}
+		logger := slog.New(slog.DiscardHandler)
+		if o.Verbose {
+			logger = slog.New(slog.NewTextHandler(stderr, nil))
+		}
+		s, err := remote.Open(local, bucket, &remote.Options{Logger: logger})
+		if err != nil {
+			bucket.Close()
+			return nil, err
+		}
+		return &bucketCache{Store: s, local: local, bucket: bucket, stderr: stderr}, nil
+	}
+}
+
+// bucketCache is a remote.Store as the server's Cache. A bucket that
+// cannot be reached makes a lookup a miss, not an error: the go command
+// then builds what it needs, and its puts wait in the outbox.
+type bucketCache struct {
+	*remote.Store
+	local  *dirstore.Store
+	bucket *blob.Bucket
+	stderr io.Writer
+}
+
+func (c *bucketCache) Get(key string) ([]byte, error) {
+	v, err := c.Store.Get(key)
+	return v, c.missIfDown(err)
+}
+
+func (c *bucketCache) Open(key string) (*dirstore.Stream, error) {
+	st, err := c.Store.Open(key)
+	return st, c.missIfDown(err)
+}
+
+func (c *bucketCache) missIfDown(err error) error {
+	if errors.Is(err, remote.ErrUnavailable) {
+		return fmt.Errorf("%w (a miss: %v)", fs.ErrNotExist, err)
+	}
+	return err
+}
+
+// Close waits for the uploads (so that other machines find this build's
+// outputs), then closes the remote store, the local one and the bucket.
+// Uploads that fail stay in the outbox for the next server or
+// "dirstore-remote sync"; they do not fail the go command.
+func (c *bucketCache) Close() error {
+	if err := c.Store.Sync(); err != nil {
+		fmt.Fprintf(c.stderr, "dirstore gocache: %v; %d uploads stay pending until the next run (or dirstore-remote sync)\n", err, c.Store.Stats().Pending)
+	}
+	return errors.Join(c.Store.Close(), c.local.Close(), c.bucket.Close())
+}
