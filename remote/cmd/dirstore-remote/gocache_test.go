@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -8,8 +12,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dirstore/dirstore"
+	"github.com/dirstore/dirstore/internal/gocacheprog"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"gocloud.dev/blob"
 )
 
 // TestGocacheSharedBucket: two "dirstore gocache -remote" servers, with
@@ -95,4 +102,51 @@ func TestGocacheSharedBucket(t *testing.T) {
 	if out := machine("two", "build", "-x", "./p"); strings.Contains(out, "/compile ") {
 		t.Errorf("the second machine's go build -x compiled:\n%.2000s", out)
 	}
+}
+
+// TestGocacheCloseUploads: the server's close leaves every output and
+// action in the bucket, so the next machine finds this build's entries;
+// the seeded bug of closing without waiting for the uploads is caught.
+func TestGocacheCloseUploads(t *testing.T) {
+	if missing := closeUploads(t); missing != 0 {
+		t.Fatalf("%d values were not in the bucket after close", missing)
+	}
+	closeWithoutSync = true
+	defer func() { closeWithoutSync = false }()
+	if missing := closeUploads(t); missing == 0 {
+		t.Fatal("the seeded bug (close without waiting for the uploads) was not caught")
+	}
+}
+
+func closeUploads(t *testing.T) (missing int) {
+	bucketDir := t.TempDir()
+	local, err := dirstore.Open(t.TempDir(), &dirstore.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := bucketTier(io.Discard)(local, gocacheprog.Options{Remote: "file://" + bucketDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	for i := range n {
+		if err := c.Set(fmt.Sprintf("o/%04d", i), bytes.Repeat([]byte{byte(i)}, 64<<10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	bucket, err := blob.OpenBucket(context.Background(), "file://"+bucketDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bucket.Close()
+	for i := range n {
+		// remote escapes "/" in object names (names.go).
+		if ok, err := bucket.Exists(context.Background(), fmt.Sprintf("o%%2F%04d", i)); err != nil || !ok {
+			missing++
+		}
+	}
+	return missing
 }
