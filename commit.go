@@ -109,9 +109,13 @@ func (s *Store) revert(key, name string, old manifest.Entry, had bool, e manifes
 	}
 	b := s.man.NewBatch()
 	if had {
-		b.Put(key, old)
+		b.Put(key, old) // its recency stays: the Set was a use
 	} else {
 		b.Delete(key)
+		if err := s.dropRecency(b, key); err != nil {
+			s.gc.leftover.Store(true)
+			return
+		}
 	}
 	b.DeleteUndo(seq)
 	if err := b.Commit(true); err != nil {
@@ -128,6 +132,22 @@ func (s *Store) revert(key, name string, old manifest.Entry, had bool, e manifes
 		s.account(-e.Size, 0)
 	}
 	s.drop(name)
+}
+
+// dropRecency adds to b the removal of key's recency records, for a key b
+// removes otherwise than by commitLocked (a rollback).
+func (s *Store) dropRecency(b *manifest.Batch, key string) error {
+	if mutated(mutRecencyKept) {
+		return nil
+	}
+	t, ok, err := s.man.Recency(key)
+	if err != nil {
+		return s.metaErr(err)
+	}
+	if ok {
+		b.DeleteRecency(key, t)
+	}
+	return nil
 }
 
 // superseded reports whether key's entry no longer names the file name.

@@ -101,6 +101,10 @@ func TestDurableSetReverts(t *testing.T) {
 			if n := map[bool]int{true: 0, false: 1}[fresh]; s.Len() != n {
 				return fmt.Errorf("%s: Len = %d, want %d", when, s.Len(), n)
 			}
+			// A key reverted away has no recency records left.
+			if recs := s.AccessRecords(); fresh && len(recs) > 0 {
+				return fmt.Errorf("%s: recency records %q of a key that is not there", when, recs)
+			}
 			return nil
 		}
 		if err := check("after the failed Set"); err != nil {
@@ -116,9 +120,20 @@ func TestDurableSetReverts(t *testing.T) {
 			t.Errorf("new key %v: %v", fresh, err)
 		}
 	}
-	restore := dirstore.SetMutation(dirstore.MutNoRevert)
-	defer restore()
-	if err := run(t, false); err == nil {
-		t.Error("the seeded bug that keeps a failed durable Set's entry went unnoticed")
+	for _, m := range []struct {
+		name  string
+		m     int32
+		fresh bool
+	}{
+		{"a failed durable Set's entry kept", dirstore.MutNoRevert, false},
+		{"a reverted new key's recency records kept", dirstore.MutRecencyKept, true},
+	} {
+		restore := dirstore.SetMutation(m.m)
+		if err := run(t, m.fresh); err == nil {
+			t.Errorf("the seeded bug %q went unnoticed", m.name)
+		} else {
+			t.Logf("caught %q: %v", m.name, err)
+		}
+		restore()
 	}
 }

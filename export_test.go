@@ -22,6 +22,10 @@ var Mutations = map[string]int32{
 // catch: a superseded file is removed while a Stream still pins it.
 const MutRemovePinned = mutRemovePinned
 
+// MutRecencyKept is the seeded bug TestDurableSetReverts must catch: a
+// rolled-back Set of a new key leaves its recency records.
+const MutRecencyKept = mutRecencyKept
+
 // MutReserveKept is the seeded bug the full-disk tests must catch: the
 // emergency reserve is never released.
 const MutReserveKept = mutReserveKept

@@ -27,6 +27,7 @@ const (
 	mutReadsForgotten // reads do not note their keys' recency
 	mutPinsIgnored    // eviction does not skip pinned keys
 	mutRemovePinned   // a superseded file is removed while a reader pins it
+	mutRecencyKept    // a rolled-back Set of a new key leaves its recency records
 )
 
 func mutated(m int32) bool { return mutation.Load() == m }

@@ -294,6 +294,9 @@ func (s *Store) rollbackAlone(b *manifest.Batch, alone []manifest.Undo) (lost []
 			b.Put(u.Key, *u.Old)
 		default:
 			b.Delete(u.Key)
+			if err := s.dropRecency(b, u.Key); err != nil {
+				return nil, err
+			}
 		}
 		lost = append(lost, fileName(u.Key, *u.New))
 		k.cur = u.Old

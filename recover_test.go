@@ -183,6 +183,17 @@ func (r *recoveryStory) run(t *testing.T, d *datadriven.TestData) string {
 		return r.ls(t)
 	case "dump":
 		return r.dump(t)
+	case "recency":
+		// The keys of the access-order index, oldest first.
+		var b strings.Builder
+		for _, rec := range r.s.AccessRecords() {
+			k, _, _ := strings.Cut(rec, "@")
+			fmt.Fprintln(&b, k)
+		}
+		if b.Len() == 0 {
+			return "(none)\n"
+		}
+		return b.String()
 	case "check":
 		storetest.Check(t, r.s, r.fs)
 		return "ok\n"
