@@ -61,6 +61,25 @@ func (f *fenceFS) retry(err error) bool {
 	return err != nil && f.onFull != nil && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) && f.onFull()
 }
 
+// tryDisk runs a change on the disk, unless the store is fenced, and once
+// more (again, or op if again is nil) if it failed for want of space and
+// room was freed. It reports whether the outcome stands (the change was
+// made, or failed without fencing the store); if not, the caller makes the
+// change in memory.
+func (f *fenceFS) tryDisk(op, again func() error) (stands bool, err error) {
+	if f.fenced.Load() {
+		return false, nil
+	}
+	err = op()
+	if f.retry(err) {
+		if again == nil {
+			again = op
+		}
+		err = again()
+	}
+	return !f.trip(err), err
+}
+
 func (f *fenceFS) fence() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -134,19 +153,18 @@ func (f *fenceFS) wrap(name string, file vfs.File, err error) (vfs.File, error) 
 }
 
 func (f *fenceFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
-	if !f.fenced.Load() {
-		file, err := f.FS.Create(name, c)
-		if f.retry(err) {
-			file, err = f.FS.Create(name, c)
-		}
+	var file vfs.File
+	create := func() (err error) {
+		file, err = f.FS.Create(name, c)
 		if err == nil && strings.HasSuffix(name, ".sst") {
 			f.mu.Lock()
 			f.tables = append(f.tables, name)
 			f.mu.Unlock()
 		}
-		if !f.trip(err) {
-			return f.wrap(name, file, err)
-		}
+		return err
+	}
+	if stands, err := f.tryDisk(create, nil); stands {
+		return f.wrap(name, file, err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -163,14 +181,8 @@ func (f *fenceFS) createLocked(name string, c vfs.DiskWriteCategory) (vfs.File, 
 }
 
 func (f *fenceFS) Link(oldname, newname string) error {
-	if !f.fenced.Load() {
-		err := f.FS.Link(oldname, newname)
-		if f.retry(err) {
-			err = f.FS.Link(oldname, newname)
-		}
-		if !f.trip(err) {
-			return err
-		}
+	if stands, err := f.tryDisk(func() error { return f.FS.Link(oldname, newname) }, nil); stands {
+		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -197,14 +209,13 @@ func (f *fenceFS) Open(name string, opts ...vfs.OpenOption) (vfs.File, error) {
 }
 
 func (f *fenceFS) OpenReadWrite(name string, c vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
-	if !f.fenced.Load() {
-		file, err := f.FS.OpenReadWrite(name, c, opts...)
-		if f.retry(err) {
-			file, err = f.FS.OpenReadWrite(name, c, opts...)
-		}
-		if !f.trip(err) {
-			return f.wrap(name, file, err)
-		}
+	var file vfs.File
+	open := func() (err error) {
+		file, err = f.FS.OpenReadWrite(name, c, opts...)
+		return err
+	}
+	if stands, err := f.tryDisk(open, nil); stands {
+		return f.wrap(name, file, err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -272,14 +283,8 @@ func (f *fenceFS) RemoveAll(name string) error {
 }
 
 func (f *fenceFS) Rename(oldname, newname string) error {
-	if !f.fenced.Load() {
-		err := f.FS.Rename(oldname, newname)
-		if f.retry(err) {
-			err = f.FS.Rename(oldname, newname)
-		}
-		if !f.trip(err) {
-			return err
-		}
+	if stands, err := f.tryDisk(func() error { return f.FS.Rename(oldname, newname) }, nil); stands {
+		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -305,14 +310,17 @@ func (f *fenceFS) renameLocked(oldname, newname string) error {
 }
 
 func (f *fenceFS) ReuseForWrite(oldname, newname string, c vfs.DiskWriteCategory) (vfs.File, error) {
-	if !f.fenced.Load() {
-		file, err := f.FS.ReuseForWrite(oldname, newname, c)
-		if f.retry(err) {
-			file, err = f.FS.Create(newname, c)
-		}
-		if !f.trip(err) {
-			return f.wrap(newname, file, err)
-		}
+	var file vfs.File
+	reuse := func() (err error) {
+		file, err = f.FS.ReuseForWrite(oldname, newname, c)
+		return err
+	}
+	create := func() (err error) {
+		file, err = f.FS.Create(newname, c)
+		return err
+	}
+	if stands, err := f.tryDisk(reuse, create); stands {
+		return f.wrap(newname, file, err)
 	}
 	// The old file's bytes are to be written over: it need not be copied.
 	f.mu.Lock()
@@ -328,14 +336,8 @@ func (f *fenceFS) ReuseForWrite(oldname, newname string, c vfs.DiskWriteCategory
 }
 
 func (f *fenceFS) MkdirAll(dir string, perm os.FileMode) error {
-	if !f.fenced.Load() {
-		err := f.FS.MkdirAll(dir, perm)
-		if f.retry(err) {
-			err = f.FS.MkdirAll(dir, perm)
-		}
-		if !f.trip(err) {
-			return err
-		}
+	if stands, err := f.tryDisk(func() error { return f.FS.MkdirAll(dir, perm) }, nil); stands {
+		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
