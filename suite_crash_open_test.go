@@ -3,15 +3,12 @@ package dirstore_test
 import (
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"github.com/dirstore/dirstore"
-	"github.com/dirstore/dirstore/internal/tornfs"
 )
 
 // crashConfigs are the crash models of TestCrash: both modes, 0, 10 and 50%
@@ -32,32 +29,6 @@ func crashConfigs() []crashConfig {
 
 func (c crashConfig) String() string {
 	return fmt.Sprintf("nosync=%v,unsynced=%d%%,early=%v,torn=%v", c.nosync, c.unsynced, c.early, c.torn)
-}
-
-// crashFS is a crashable file system under the crash model c: the
-// recorder clones it at every write operation.
-func crashFS(seed uint64, c crashConfig, mem *vfs.MemFS) (vfs.FS, *crashRecorder) {
-	torn := tornfs.New(mem)
-	cloneRNG := rand.New(rand.NewPCG(seed, 2))
-	var rngMu sync.Mutex
-	rec := &crashRecorder{mem: mem, cfg: func() vfs.CrashCloneCfg {
-		rngMu.Lock()
-		defer rngMu.Unlock()
-		return vfs.CrashCloneCfg{UnsyncedDataPercent: c.unsynced, RNG: rand.New(rand.NewPCG(cloneRNG.Uint64(), 0))}
-	}}
-	if c.torn {
-		rec.tear = func(clone *vfs.MemFS) {
-			rngMu.Lock()
-			r := rand.New(rand.NewPCG(cloneRNG.Uint64(), 1))
-			rngMu.Unlock()
-			torn.Tear(clone, r)
-		}
-	}
-	var fsys vfs.FS = errorfs.Wrap(torn, rec)
-	if c.early {
-		fsys = earlyFS{fsys}
-	}
-	return fsys, rec
 }
 
 // TestCrashCreation crashes at every write operation from an empty file

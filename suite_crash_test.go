@@ -179,6 +179,7 @@ type crashRecorder struct {
 	points []crashPoint
 	on     atomic.Bool
 	tear   func(*vfs.MemFS) // the torn-write model, if set
+	torn   *tornfs.FS       // the file system that tears, for its count
 }
 
 func (c *crashRecorder) MaybeError(op errorfs.Op) error {
@@ -316,22 +317,13 @@ func TestCrashCatchesMutations(t *testing.T) {
 	}
 }
 
-// runCrash runs a workload of nops operations on nkeys keys, clones the file
-// system at every write, and returns the first clone that does not reopen
-// to an allowed state.
-func runCrash(t *testing.T, seed uint64, c crashConfig, nops, nkeys, maxValue int) error {
-	rng := rand.New(rand.NewPCG(seed, 1))
-	ops := withBufferOps(rng, genWorkload(rng, nops, nkeys, maxValue), maxValue)
-	// models[i] is what the store holds after i operations: for the
-	// store's own operations, as a map model says; for the Buffer's, what
-	// its spills left in the store (read back after each), which a crash
-	// must not tear or lose either.
-	models := []model{{}}
-	mem := vfs.NewCrashableMem()
+// crashFS is a crashable file system under the crash model c: the
+// recorder clones it at every write operation.
+func crashFS(seed uint64, c crashConfig, mem *vfs.MemFS) (vfs.FS, *crashRecorder) {
 	torn := tornfs.New(mem)
-	var cloneRNG = rand.New(rand.NewPCG(seed, 2))
+	cloneRNG := rand.New(rand.NewPCG(seed, 2))
 	var rngMu sync.Mutex
-	rec := &crashRecorder{mem: mem, cfg: func() vfs.CrashCloneCfg {
+	rec := &crashRecorder{mem: mem, torn: torn, cfg: func() vfs.CrashCloneCfg {
 		rngMu.Lock()
 		defer rngMu.Unlock()
 		return vfs.CrashCloneCfg{UnsyncedDataPercent: c.unsynced, RNG: rand.New(rand.NewPCG(cloneRNG.Uint64(), 0))}
@@ -348,6 +340,22 @@ func runCrash(t *testing.T, seed uint64, c crashConfig, nops, nkeys, maxValue in
 	if c.early {
 		fsys = earlyFS{fsys}
 	}
+	return fsys, rec
+}
+
+// runCrash runs a workload of nops operations on nkeys keys, clones the file
+// system at every write, and returns the first clone that does not reopen
+// to an allowed state.
+func runCrash(t *testing.T, seed uint64, c crashConfig, nops, nkeys, maxValue int) error {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	ops := withBufferOps(rng, genWorkload(rng, nops, nkeys, maxValue), maxValue)
+	// models[i] is what the store holds after i operations: for the
+	// store's own operations, as a map model says; for the Buffer's, what
+	// its spills left in the store (read back after each), which a crash
+	// must not tear or lose either.
+	models := []model{{}}
+	mem := vfs.NewCrashableMem()
+	fsys, rec := crashFS(seed, c, mem)
 	// Frequent checkpoints, so that crashes land in them too. The write
 	// buffer takes values up to half the largest and fills up often, so
 	// that NoSync writes go through it, around it, and wait for it.
@@ -449,7 +457,7 @@ func runCrash(t *testing.T, seed uint64, c crashConfig, nops, nkeys, maxValue in
 		}
 	}
 	if c.torn {
-		n := torn.Torn()
+		n := rec.torn.Torn()
 		t.Logf("tore %d unsynced ranges", n)
 		if n == 0 {
 			t.Fatal("the torn-write model tore nothing")
