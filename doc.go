@@ -36,7 +36,8 @@
 // time, the manifest commits the new entry with sync, together with an undo
 // record; it returns once both are done, and only then is the replaced file
 // retired, in the background: removed, or kept to be written over by a later
-// Set (never while a mapped View or a Store.Open stream still reads it). A
+// Set (never while a mapped View or a Store.Open stream still reads it: such
+// a file stays in place, under its name, until the reader is done). A
 // crash between the two may leave an entry whose file did not reach the
 // disk: the next Open finds it through its undo record, checks the file
 // against the entry's checksum, and if it does not hold the value, gives the
