@@ -134,12 +134,7 @@ func (s *Store) finish(key string, it *item, gen uint64, data []byte, n int64, e
 	}
 	s.stats.uploads.Add(1)
 	s.stats.uploadedBytes.Add(n)
-	s.mu.Unlock()
-
-	mu := s.stripe(key)
-	mu.Lock()
-	defer mu.Unlock()
-	s.mu.Lock()
+	s.mu.uploadErr = nil
 	if s.mu.items[key] != it {
 		// Deleted meanwhile (and maybe set again: that is a new item,
 		// with its own upload).
@@ -147,13 +142,20 @@ func (s *Store) finish(key string, it *item, gen uint64, data []byte, n int64, e
 		return
 	}
 	it.fails = 0
-	if it.gen != gen {
-		// Set again while it was uploading: upload the new value.
+	if it.gen != gen || s.mu.writing[key] > 0 || s.mu.deleting[key] {
+		// Set again while it was uploading: upload the new value. A Set
+		// writing now queues the key when it ends; a Delete removes it,
+		// or queues it again if it fails.
 		it.busy = false
-		s.enqueueLocked(key, it, false)
+		if it.gen != gen && s.mu.writing[key] == 0 && !s.mu.deleting[key] {
+			s.enqueueLocked(key, it, false)
+		}
 		s.mu.Unlock()
 		return
 	}
+	// Sets and Deletes of the key wait until the value has left the
+	// outbox.
+	it.moving = true
 	// A download of the key that began before it was set would overwrite
 	// the local copy made below with the old value: let it end first. No
 	// new one begins while the key is in the outbox.
@@ -167,6 +169,7 @@ func (s *Store) finish(key string, it *item, gen uint64, data []byte, n int64, e
 		// not be read once the outbox lets go: keep it in the outbox, and
 		// try again later.
 		s.mu.Lock()
+		it.moving = false
 		s.fail(key, it, fmt.Errorf("uploaded, but not moved to the local store: %w", err))
 		return
 	}
@@ -176,8 +179,10 @@ func (s *Store) finish(key string, it *item, gen uint64, data []byte, n int64, e
 		s.opts.Logger.Warn("remote: uploaded value not removed from the outbox", "key", key, "err", err)
 	}
 	s.mu.Lock()
+	it.moving = false
 	delete(s.mu.items, key)
 	s.pendingN.Add(-1)
+	s.mu.outboxBytes -= max(it.size, 0)
 	s.mu.cond.Broadcast()
 	s.mu.Unlock()
 }
@@ -187,6 +192,7 @@ func (s *Store) finish(key string, it *item, gen uint64, data []byte, n int64, e
 func (s *Store) fail(key string, it *item, err error) {
 	s.stats.uploadFailures.Add(1)
 	s.mu.lastErr = err
+	s.mu.uploadErr = err
 	it.busy = false
 	it.fails++
 	it.failTotal++
