@@ -52,6 +52,7 @@ type Store struct {
 		work     *sync.Cond         // on the write lock; signalled when the queue grows
 		items    map[string]*item   // keys whose value waits in the outbox
 		queue    []string           // keys for the uploaders, oldest first
+		urgent   []string           // keys for the uploaders before those of queue (WriteThrough, Sync)
 		flights  map[string]*flight // downloads running, one per key
 		deleting map[string]bool    // keys a Delete is removing
 		writing  map[string]int     // keys a Set is writing into the outbox, and how many
@@ -79,7 +80,7 @@ type Store struct {
 type item struct {
 	gen       uint64 // bumped by every Set of the key
 	size      int64  // the value's size (counted in Store.mu.outboxBytes), -1 if unknown
-	queued    bool   // in Store.mu.queue
+	queued    bool   // in Store.mu.queue or Store.mu.urgent
 	busy      bool   // claimed by an uploader, until its upload is finished
 	uploading bool   // the upload request is running
 	moving    bool   // uploaded, moving to the local store: Sets and Deletes of the key wait

@@ -28,7 +28,7 @@ func (s *Store) enqueueLocked(key string, it *item, urgent bool) {
 	}
 	it.queued = true
 	if urgent {
-		s.mu.queue = append([]string{key}, s.mu.queue...)
+		s.mu.urgent = append(s.mu.urgent, key)
 	} else {
 		s.mu.queue = append(s.mu.queue, key)
 	}
@@ -40,15 +40,19 @@ func (s *Store) uploader() {
 	defer s.workers.Done()
 	for {
 		s.mu.Lock()
-		for len(s.mu.queue) == 0 && !s.mu.closed {
+		for len(s.mu.urgent) == 0 && len(s.mu.queue) == 0 && !s.mu.closed {
 			s.mu.work.Wait()
 		}
 		if s.mu.closed {
 			s.mu.Unlock()
 			return
 		}
-		key := s.mu.queue[0]
-		s.mu.queue = s.mu.queue[1:]
+		var key string
+		if len(s.mu.urgent) > 0 {
+			key, s.mu.urgent = s.mu.urgent[0], s.mu.urgent[1:]
+		} else {
+			key, s.mu.queue = s.mu.queue[0], s.mu.queue[1:]
+		}
 		it := s.mu.items[key]
 		if it == nil || it.busy || s.mu.deleting[key] {
 			// Done already, being done, or being deleted (a failed
@@ -285,30 +289,33 @@ func (s *Store) Sync() error {
 	}
 	defer s.closeMu.RUnlock()
 	type want struct {
+		key   string
 		it    *item
 		gen   uint64
 		fails int
 	}
 	s.mu.Lock()
-	wants := make(map[string]want, len(s.mu.items))
+	wants := make([]want, 0, len(s.mu.items))
 	for k, it := range s.mu.items {
-		wants[k] = want{it, it.gen, it.failTotal}
+		wants = append(wants, want{k, it, it.gen, it.failTotal})
 		if !it.busy && !it.queued {
 			s.enqueueLocked(k, it, true)
 		}
 	}
+	// Wait for each in turn: every upload's end wakes Sync, which checks
+	// only the one it waits for (checking them all at each wake-up made
+	// a Sync of n pending values cost n squared).
 	var failed []error
-	for len(wants) > 0 && !s.mu.closed {
-		for k, w := range wants {
-			switch it := w.it; {
-			case s.mu.items[k] != it || it.gen != w.gen:
-				delete(wants, k)
-			case it.failTotal-w.fails >= s.opts.Attempts:
-				failed = append(failed, &dirstore.KeyError{Op: "sync", Key: k, Err: it.err})
-				delete(wants, k)
+	for _, w := range wants {
+		for !s.mu.closed {
+			it := w.it
+			if s.mu.items[w.key] != it || it.gen != w.gen {
+				break
 			}
-		}
-		if len(wants) > 0 {
+			if it.failTotal-w.fails >= s.opts.Attempts {
+				failed = append(failed, &dirstore.KeyError{Op: "sync", Key: w.key, Err: it.err})
+				break
+			}
 			s.mu.cond.Wait()
 		}
 	}
