@@ -45,7 +45,8 @@ type Options struct {
 
 	// Outbox configures the outbox store. Default: NoSync if and only if
 	// the local store is NoSync, so a Set is as durable as the local
-	// store's own.
+	// store's own. It must not evict (MaxBytes and MaxIdle 0): a pending
+	// value evicted would be lost. Bound the outbox with OutboxBytes.
 	Outbox *dirstore.Options
 
 	// Timeout bounds each request to the bucket (an upload or download
@@ -105,6 +106,12 @@ func (o *Options) withDefaults(local *dirstore.Store) (Options, error) {
 	}
 	if c.OutboxBytes < 0 {
 		errs = append(errs, fmt.Errorf("OutboxBytes %d is negative", c.OutboxBytes))
+	}
+	if c.Outbox.MaxBytes != 0 {
+		errs = append(errs, fmt.Errorf("Outbox.MaxBytes %d would evict values not yet uploaded (bound the outbox with OutboxBytes)", c.Outbox.MaxBytes))
+	}
+	if c.Outbox.MaxIdle != 0 {
+		errs = append(errs, fmt.Errorf("Outbox.MaxIdle %v would evict values not yet uploaded", c.Outbox.MaxIdle))
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("Timeout %v is negative", c.Timeout))
