@@ -24,7 +24,7 @@
 //
 // # Writes and the outbox
 //
-// Set and SetFrom write the value into the outbox, a second, unbounded
+// Set and SetFrom write the value into the outbox, a second
 // dirstore.Store (by default in the subdirectory ".dirstore+outbox" of the
 // local store's directory: a name the local store never takes for one of
 // its files, so it leaves it alone), and return. Uploaders (Options.Uploaders
@@ -47,8 +47,20 @@
 // API it has for pinning entries, and makes resuming a listing of the
 // outbox. The price is one local copy per Set (outbox to local store)
 // after its upload, off the Set's path; and the outbox is not counted
-// against the local store's budget, so a bucket that stays down lets it
-// grow (Stats.Outbox says by how much).
+// against the local store's budget.
+//
+// # The outbox's bound
+//
+// By default the outbox is unbounded: a bucket that stays down lets it
+// grow until the disk is full (Stats.PendingBytes says how much waits).
+// Options.OutboxBytes bounds it: a Set or SetFrom that finds no room waits
+// for uploads to make some (back-pressure, when the bucket is slower than
+// the Sets), for at most Options.OutboxWait, then fails with an error
+// wrapping ErrOutboxFull and, when the last upload failed, its error
+// (ErrUnavailable for a bucket that is down); the key keeps its previous
+// value. The bound is hard: room is reserved before a value is written
+// (by SetFrom, as its reader yields bytes), and a value being replaced
+// counts until its replacement is written.
 //
 // # Deletes
 //

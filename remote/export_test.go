@@ -2,8 +2,9 @@ package remote
 
 // Seeded bugs, for the tests that show they catch them.
 const (
-	MutNoChecksum   = mutNoChecksum
-	MutLocalPending = mutLocalPending
+	MutNoChecksum    = mutNoChecksum
+	MutLocalPending  = mutLocalPending
+	MutNoOutboxBound = mutNoOutboxBound
 )
 
 // SetMutation switches a seeded bug on; the returned function switches it off.

@@ -446,6 +446,14 @@ func TestSeededBugs(t *testing.T) {
 			t.Logf("caught: %v", err)
 		}
 	})
+	t.Run("no-outbox-bound", func(t *testing.T) {
+		defer remote.SetMutation(remote.MutNoOutboxBound)()
+		if err := outboxFullScenario(t); err == nil {
+			t.Fatal("the outbox bound ignored, and the full-outbox test passed")
+		} else {
+			t.Logf("caught: %v", err)
+		}
+	})
 	t.Run("pending-in-local-store/kill", func(t *testing.T) {
 		if err := killScenario(t, remote.MutLocalPending); err == nil {
 			t.Fatal("pending uploads recorded only in memory, and the kill test passed")

@@ -27,9 +27,26 @@ type Options struct {
 	// name the local store never takes for one of its own files.
 	OutboxDir string
 
+	// OutboxBytes, if positive, bounds the outbox: the sum of the sizes of
+	// the values waiting for upload (Stats.PendingBytes), so that a bucket
+	// that stays down cannot fill the disk. A Set or SetFrom that would
+	// pass it waits for uploads to make room, for at most OutboxWait, then
+	// fails with an error wrapping ErrOutboxFull, and the key keeps its
+	// previous value; waiting is the back-pressure a bucket slower than
+	// the Sets needs. A value larger than the bound by itself fails at
+	// once with dirstore.ErrTooLarge. (A value being replaced counts until
+	// its replacement is written.) Default 0: unbounded.
+	OutboxBytes int64
+
+	// OutboxWait is how long a Set waits for room in a full outbox (see
+	// OutboxBytes). Default 1 minute; negative: no wait, a full outbox
+	// fails the Set at once.
+	OutboxWait time.Duration
+
 	// Outbox configures the outbox store. Default: NoSync if and only if
 	// the local store is NoSync, so a Set is as durable as the local
-	// store's own.
+	// store's own. It must not evict (MaxBytes and MaxIdle 0): a pending
+	// value evicted would be lost. Bound the outbox with OutboxBytes.
 	Outbox *dirstore.Options
 
 	// Timeout bounds each request to the bucket (an upload or download
@@ -65,6 +82,9 @@ func (o *Options) withDefaults(local *dirstore.Store) (Options, error) {
 	if c.Outbox == nil {
 		c.Outbox = &dirstore.Options{NoSync: local.Stats().NoSync}
 	}
+	if c.OutboxWait == 0 {
+		c.OutboxWait = time.Minute
+	}
 	if c.Timeout == 0 {
 		c.Timeout = time.Minute
 	}
@@ -83,6 +103,15 @@ func (o *Options) withDefaults(local *dirstore.Store) (Options, error) {
 	var errs []error
 	if c.Uploaders < 0 {
 		errs = append(errs, fmt.Errorf("Uploaders %d is negative", c.Uploaders))
+	}
+	if c.OutboxBytes < 0 {
+		errs = append(errs, fmt.Errorf("OutboxBytes %d is negative", c.OutboxBytes))
+	}
+	if c.Outbox.MaxBytes != 0 {
+		errs = append(errs, fmt.Errorf("Outbox.MaxBytes %d would evict values not yet uploaded (bound the outbox with OutboxBytes)", c.Outbox.MaxBytes))
+	}
+	if c.Outbox.MaxIdle != 0 {
+		errs = append(errs, fmt.Errorf("Outbox.MaxIdle %v would evict values not yet uploaded", c.Outbox.MaxIdle))
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("Timeout %v is negative", c.Timeout))

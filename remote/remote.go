@@ -32,7 +32,10 @@ type Store struct {
 	// closeMu is held for reading by every operation, for writing by Close.
 	closeMu sync.RWMutex
 
-	// stripes order a Set, a Delete and the end of an upload on one key.
+	// stripes order the Sets and Deletes of one key. (The end of an
+	// upload does not take them: a Set waiting for room in the outbox
+	// holds its stripe, and an upload of another key of the stripe may be
+	// what makes the room. It marks its item moving instead.)
 	stripes [256]sync.Mutex
 
 	// pendingN counts mu.items, so reads skip mu while nothing waits.
@@ -49,11 +52,18 @@ type Store struct {
 		work     *sync.Cond         // on the write lock; signalled when the queue grows
 		items    map[string]*item   // keys whose value waits in the outbox
 		queue    []string           // keys for the uploaders, oldest first
+		urgent   []string           // keys for the uploaders before those of queue (WriteThrough, Sync)
 		flights  map[string]*flight // downloads running, one per key
 		deleting map[string]bool    // keys a Delete is removing
+		writing  map[string]int     // keys a Set is writing into the outbox, and how many
 		listers  map[*lister]struct{}
 		closed   bool
 		lastErr  error
+		// outboxBytes is the sum of the sizes of the items' values, plus
+		// the room reserved by Sets writing (what Options.OutboxBytes
+		// bounds).
+		outboxBytes int64
+		uploadErr   error // the last upload's error, nil after a success
 	}
 	workers sync.WaitGroup
 	fills   sync.WaitGroup // downloaded values being stored locally
@@ -69,10 +79,11 @@ type Store struct {
 // item is a key with an upload to do. Fields are guarded by Store.mu.
 type item struct {
 	gen       uint64 // bumped by every Set of the key
-	size      int64  // the value's size, -1 if unknown
-	queued    bool   // in Store.mu.queue
+	size      int64  // the value's size (counted in Store.mu.outboxBytes), -1 if unknown
+	queued    bool   // in Store.mu.queue or Store.mu.urgent
 	busy      bool   // claimed by an uploader, until its upload is finished
 	uploading bool   // the upload request is running
+	moving    bool   // uploaded, moving to the local store: Sets and Deletes of the key wait
 	fails     int    // failed uploads in a row
 	failTotal int    // failed uploads ever
 	err       error  // the last failure
@@ -98,13 +109,16 @@ func Open(local *dirstore.Store, bucket *blob.Bucket, opts *Options) (*Store, er
 	s.mu.items = map[string]*item{}
 	s.mu.flights = map[string]*flight{}
 	s.mu.deleting = map[string]bool{}
+	s.mu.writing = map[string]int{}
 	s.mu.listers = map[*lister]struct{}{}
 	for k, err := range outbox.Keys() {
 		if err != nil {
 			outbox.Close()
 			return nil, fmt.Errorf("remote: open the outbox: %w", err)
 		}
-		s.mu.items[k] = &item{gen: 1, size: -1, queued: true}
+		it := &item{gen: 1, size: outboxSize(outbox, k), queued: true}
+		s.mu.items[k] = it
+		s.mu.outboxBytes += max(it.size, 0)
 		s.mu.queue = append(s.mu.queue, k)
 	}
 	s.pendingN.Store(int64(len(s.mu.items)))
@@ -116,6 +130,21 @@ func Open(local *dirstore.Store, bucket *blob.Bucket, opts *Options) (*Store, er
 		go s.uploader()
 	}
 	return s, nil
+}
+
+// outboxSize returns the size of key's value in the outbox, -1 if it
+// cannot tell (the upload will find out).
+func outboxSize(outbox *dirstore.Store, key string) int64 {
+	st, err := outbox.Open(key)
+	if err != nil {
+		return -1
+	}
+	defer st.Close()
+	info, err := st.Stat()
+	if err != nil {
+		return -1
+	}
+	return info.Size()
 }
 
 // Close stops the uploads (those not finished resume at the next Open:
@@ -320,19 +349,32 @@ func (s *Store) Has(key string) (bool, error) {
 // Set stores value under key: in the outbox, as durably as the local
 // store's Sets, then uploads it in the background (with
 // Options.WriteThrough, before it returns). Once uploaded, the value moves
-// to the local store.
+// to the local store. With Options.OutboxBytes, a full outbox makes Set
+// wait for room, then fail with ErrOutboxFull.
 func (s *Store) Set(key string, value []byte) error {
-	_, err := s.set("set", key, func() (int64, error) { return int64(len(value)), s.pendingStore().Set(key, value) })
+	n := int64(len(value))
+	_, err := s.set("set", key, n, func(*reservation) (int64, error) { return n, s.pendingStore().Set(key, value) })
 	return err
 }
 
 // SetFrom stores what r yields, until io.EOF, under key, as Set does. If r
-// fails, key keeps its previous value.
+// fails, key keeps its previous value. With Options.OutboxBytes, the room
+// is reserved as r yields its bytes (waiting as Set does), so a stream
+// larger than the room left fails with ErrOutboxFull, before anything
+// beyond the bound is written.
 func (s *Store) SetFrom(key string, r io.Reader) (int64, error) {
-	return s.set("set", key, func() (int64, error) { return s.pendingStore().SetFrom(key, r) })
+	return s.set("set", key, -1, func(res *reservation) (int64, error) {
+		n, err := s.pendingStore().SetFrom(key, &reservingReader{r: r, res: res})
+		if res.err != nil {
+			err = res.err // the outbox store wraps it in its own words
+		}
+		return n, err
+	})
 }
 
-func (s *Store) set(op, key string, write func() (int64, error)) (int64, error) {
+// set writes a value of size n (-1: unknown, write reserves the room as
+// it goes) into the outbox with write, and queues its upload.
+func (s *Store) set(op, key string, n int64, write func(*reservation) (int64, error)) (int64, error) {
 	if err := s.begin(op, key); err != nil {
 		return 0, err
 	}
@@ -340,22 +382,57 @@ func (s *Store) set(op, key string, write func() (int64, error)) (int64, error) 
 	if _, err := objectName(op, key); err != nil {
 		return 0, err
 	}
+	res := s.newReservation(op, key)
+	defer res.release()
+	if n >= 0 {
+		// Before the stripe: the room may come from an upload of a key
+		// of the same stripe.
+		if err := res.grow(n); err != nil {
+			return 0, err
+		}
+	}
 	mu := s.stripe(key)
 	mu.Lock()
-	n, err := write()
+	s.mu.Lock()
+	for {
+		// An upload that ended is moving the key's previous value out of
+		// the outbox: let it finish before writing the new one.
+		if it := s.mu.items[key]; it == nil || !it.moving {
+			break
+		}
+		s.mu.cond.Wait()
+	}
+	s.mu.writing[key]++
+	s.mu.Unlock()
+
+	n, err := write(res)
+
+	s.mu.Lock()
+	if s.mu.writing[key]--; s.mu.writing[key] == 0 {
+		delete(s.mu.writing, key)
+	}
+	it := s.mu.items[key]
 	if err != nil {
+		// An upload that ended during the write left the key's previous
+		// value in the outbox (see finish): upload it again.
+		if it != nil && !it.busy && !it.queued {
+			s.enqueueLocked(key, it, false)
+		}
+		s.mu.Unlock()
 		mu.Unlock()
 		return n, err
 	}
-	s.mu.Lock()
-	it := s.mu.items[key]
 	if it == nil {
 		it = &item{}
 		s.mu.items[key] = it
 		s.pendingN.Add(1)
+	} else if it.size > 0 {
+		s.mu.outboxBytes -= it.size // replaced
+		s.mu.cond.Broadcast()
 	}
 	it.gen++
 	it.size = n
+	res.keep(n)
 	gen, fails := it.gen, it.failTotal
 	if !it.busy && !it.queued {
 		s.enqueueLocked(key, it, s.opts.WriteThrough)
@@ -389,7 +466,7 @@ func (s *Store) Delete(key string) error {
 	// what is removed here: wait for them. No new one starts meanwhile.
 	for {
 		it := s.mu.items[key]
-		if (it == nil || !it.uploading) && s.mu.flights[key] == nil {
+		if (it == nil || !it.uploading && !it.moving) && s.mu.flights[key] == nil {
 			break
 		}
 		s.mu.cond.Wait()
@@ -413,9 +490,10 @@ func (s *Store) Delete(key string) error {
 		return err
 	}
 	s.mu.Lock()
-	if s.mu.items[key] != nil {
+	if it := s.mu.items[key]; it != nil {
 		delete(s.mu.items, key)
 		s.pendingN.Add(-1)
+		s.mu.outboxBytes -= max(it.size, 0)
 	}
 	s.mu.Unlock()
 	if err := s.local.Delete(key); err != nil && !notFound(err) {
@@ -528,8 +606,11 @@ type Stats struct {
 	Local  dirstore.Stats // the local store
 	Outbox dirstore.Stats // the values waiting for upload
 	// Pending is the number of keys waiting for upload (Outbox.Keys, once
-	// Open has resumed them).
-	Pending int
+	// Open has resumed them), PendingBytes the sum of their values' sizes
+	// and of the room reserved by Sets being written: what
+	// Options.OutboxBytes bounds.
+	Pending      int
+	PendingBytes int64
 
 	Hits   int64 // reads served locally (the local store or the outbox), since Open
 	Misses int64 // reads of keys found nowhere, since Open
@@ -545,10 +626,10 @@ type Stats struct {
 // Stats returns the Store's counters.
 func (s *Store) Stats() Stats {
 	s.mu.RLock()
-	pending, last := len(s.mu.items), s.mu.lastErr
+	pending, pendingBytes, last := len(s.mu.items), s.mu.outboxBytes, s.mu.lastErr
 	s.mu.RUnlock()
 	return Stats{
-		Local: s.local.Stats(), Outbox: s.outbox.Stats(), Pending: pending,
+		Local: s.local.Stats(), Outbox: s.outbox.Stats(), Pending: pending, PendingBytes: pendingBytes,
 		Hits: s.stats.hits.Load(), Misses: s.stats.misses.Load(),
 		Uploads: s.stats.uploads.Load(), UploadedBytes: s.stats.uploadedBytes.Load(), UploadFailures: s.stats.uploadFailures.Load(),
 		Downloads: s.stats.downloads.Load(), DownloadedBytes: s.stats.downloadedBytes.Load(), DownloadFailures: s.stats.downloadFailure.Load(),

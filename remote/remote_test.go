@@ -391,11 +391,12 @@ func TestOptions(t *testing.T) {
 	}
 	defer local.Close()
 	bucket := backends[0].open(t)
-	_, err = remote.Open(local, bucket, &remote.Options{Uploaders: -1, Timeout: -1, MinBackoff: time.Second, MaxBackoff: time.Millisecond})
+	_, err = remote.Open(local, bucket, &remote.Options{Uploaders: -1, Timeout: -1, MinBackoff: time.Second, MaxBackoff: time.Millisecond,
+		OutboxBytes: -1, Outbox: &dirstore.Options{MaxBytes: 1 << 20, MaxIdle: time.Hour}})
 	if !errors.Is(err, fs.ErrInvalid) {
 		t.Fatalf("bad options: %v", err)
 	}
-	for _, want := range []string{"Uploaders", "Timeout", "backoff"} { // every problem at once
+	for _, want := range []string{"Uploaders", "Timeout", "backoff", "OutboxBytes", "Outbox.MaxBytes", "Outbox.MaxIdle"} { // every problem at once
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error does not name %s: %v", want, err)
 		}

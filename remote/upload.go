@@ -28,7 +28,7 @@ func (s *Store) enqueueLocked(key string, it *item, urgent bool) {
 	}
 	it.queued = true
 	if urgent {
-		s.mu.queue = append([]string{key}, s.mu.queue...)
+		s.mu.urgent = append(s.mu.urgent, key)
 	} else {
 		s.mu.queue = append(s.mu.queue, key)
 	}
@@ -40,15 +40,19 @@ func (s *Store) uploader() {
 	defer s.workers.Done()
 	for {
 		s.mu.Lock()
-		for len(s.mu.queue) == 0 && !s.mu.closed {
+		for len(s.mu.urgent) == 0 && len(s.mu.queue) == 0 && !s.mu.closed {
 			s.mu.work.Wait()
 		}
 		if s.mu.closed {
 			s.mu.Unlock()
 			return
 		}
-		key := s.mu.queue[0]
-		s.mu.queue = s.mu.queue[1:]
+		var key string
+		if len(s.mu.urgent) > 0 {
+			key, s.mu.urgent = s.mu.urgent[0], s.mu.urgent[1:]
+		} else {
+			key, s.mu.queue = s.mu.queue[0], s.mu.queue[1:]
+		}
 		it := s.mu.items[key]
 		if it == nil || it.busy || s.mu.deleting[key] {
 			// Done already, being done, or being deleted (a failed
@@ -134,12 +138,7 @@ func (s *Store) finish(key string, it *item, gen uint64, data []byte, n int64, e
 	}
 	s.stats.uploads.Add(1)
 	s.stats.uploadedBytes.Add(n)
-	s.mu.Unlock()
-
-	mu := s.stripe(key)
-	mu.Lock()
-	defer mu.Unlock()
-	s.mu.Lock()
+	s.mu.uploadErr = nil
 	if s.mu.items[key] != it {
 		// Deleted meanwhile (and maybe set again: that is a new item,
 		// with its own upload).
@@ -147,13 +146,20 @@ func (s *Store) finish(key string, it *item, gen uint64, data []byte, n int64, e
 		return
 	}
 	it.fails = 0
-	if it.gen != gen {
-		// Set again while it was uploading: upload the new value.
+	if it.gen != gen || s.mu.writing[key] > 0 || s.mu.deleting[key] {
+		// Set again while it was uploading: upload the new value. A Set
+		// writing now queues the key when it ends; a Delete removes it,
+		// or queues it again if it fails.
 		it.busy = false
-		s.enqueueLocked(key, it, false)
+		if it.gen != gen && s.mu.writing[key] == 0 && !s.mu.deleting[key] {
+			s.enqueueLocked(key, it, false)
+		}
 		s.mu.Unlock()
 		return
 	}
+	// Sets and Deletes of the key wait until the value has left the
+	// outbox.
+	it.moving = true
 	// A download of the key that began before it was set would overwrite
 	// the local copy made below with the old value: let it end first. No
 	// new one begins while the key is in the outbox.
@@ -167,6 +173,7 @@ func (s *Store) finish(key string, it *item, gen uint64, data []byte, n int64, e
 		// not be read once the outbox lets go: keep it in the outbox, and
 		// try again later.
 		s.mu.Lock()
+		it.moving = false
 		s.fail(key, it, fmt.Errorf("uploaded, but not moved to the local store: %w", err))
 		return
 	}
@@ -176,8 +183,10 @@ func (s *Store) finish(key string, it *item, gen uint64, data []byte, n int64, e
 		s.opts.Logger.Warn("remote: uploaded value not removed from the outbox", "key", key, "err", err)
 	}
 	s.mu.Lock()
+	it.moving = false
 	delete(s.mu.items, key)
 	s.pendingN.Add(-1)
+	s.mu.outboxBytes -= max(it.size, 0)
 	s.mu.cond.Broadcast()
 	s.mu.Unlock()
 }
@@ -187,6 +196,7 @@ func (s *Store) finish(key string, it *item, gen uint64, data []byte, n int64, e
 func (s *Store) fail(key string, it *item, err error) {
 	s.stats.uploadFailures.Add(1)
 	s.mu.lastErr = err
+	s.mu.uploadErr = err
 	it.busy = false
 	it.fails++
 	it.failTotal++
@@ -279,30 +289,33 @@ func (s *Store) Sync() error {
 	}
 	defer s.closeMu.RUnlock()
 	type want struct {
+		key   string
 		it    *item
 		gen   uint64
 		fails int
 	}
 	s.mu.Lock()
-	wants := make(map[string]want, len(s.mu.items))
+	wants := make([]want, 0, len(s.mu.items))
 	for k, it := range s.mu.items {
-		wants[k] = want{it, it.gen, it.failTotal}
+		wants = append(wants, want{k, it, it.gen, it.failTotal})
 		if !it.busy && !it.queued {
 			s.enqueueLocked(k, it, true)
 		}
 	}
+	// Wait for each in turn: every upload's end wakes Sync, which checks
+	// only the one it waits for (checking them all at each wake-up made
+	// a Sync of n pending values cost n squared).
 	var failed []error
-	for len(wants) > 0 && !s.mu.closed {
-		for k, w := range wants {
-			switch it := w.it; {
-			case s.mu.items[k] != it || it.gen != w.gen:
-				delete(wants, k)
-			case it.failTotal-w.fails >= s.opts.Attempts:
-				failed = append(failed, &dirstore.KeyError{Op: "sync", Key: k, Err: it.err})
-				delete(wants, k)
+	for _, w := range wants {
+		for !s.mu.closed {
+			it := w.it
+			if s.mu.items[w.key] != it || it.gen != w.gen {
+				break
 			}
-		}
-		if len(wants) > 0 {
+			if it.failTotal-w.fails >= s.opts.Attempts {
+				failed = append(failed, &dirstore.KeyError{Op: "sync", Key: w.key, Err: it.err})
+				break
+			}
 			s.mu.cond.Wait()
 		}
 	}
