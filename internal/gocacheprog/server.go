@@ -169,14 +169,8 @@ func Run(o Options, tier Tier, in io.Reader, out, stderr io.Writer) error {
 		// Another go command's server has the directory. Waiting for it
 		// could deadlock (a test that runs the go command inherits
 		// GOCACHEPROG from the go command running it), so this one builds
-		// uncached.
-		tmp, terr := os.MkdirTemp("", "dirstore-gocache-")
-		if terr != nil {
-			return fmt.Errorf("gocache: %w (and no temporary directory for an uncached build: %w)", err, terr)
-		}
-		defer os.RemoveAll(tmp)
+		// uncached: its outputs go to temporary files.
 		fmt.Fprintf(stderr, "dirstore gocache: %s is in use by another server; this go command builds without the cache\n", o.Dir)
-		g.tmp = tmp
 	case err != nil:
 		return fmt.Errorf("gocache: %w", err)
 	case tier != nil:
@@ -201,7 +195,7 @@ var maxPinned = max(1024, openFileLimit()/4)
 // server is one run of the server: one go command.
 type server struct {
 	c      Cache // nil: uncached, in tmp
-	tmp    string
+	tmp    string // temporary files for outputs not stored; "" until one is
 	logf   func(format string, args ...any)
 	stderr io.Writer
 
@@ -323,6 +317,10 @@ func (g *server) close() error {
 	}
 	g.outputs.m = map[string]*output{}
 	g.outputs.pinned = 0
+	if g.tmp != "" {
+		os.RemoveAll(g.tmp)
+		g.tmp = ""
+	}
 	if g.c == nil {
 		return nil
 	}
@@ -403,6 +401,13 @@ func (g *server) put(actionID, outputID, body []byte) (string, error) {
 		return g.putTemp(outputID, body)
 	}
 	path, _, err := g.output(outputID, int64(len(body)), body)
+	if errors.Is(err, dirstore.ErrTooLarge) {
+		// Larger than the cache may hold (-max): this build still needs
+		// its DiskPath (go list -export fails without it), so it gets a
+		// temporary file, and no action record.
+		g.logf("output %x of %d bytes is larger than -max: not cached", outputID, len(body))
+		return g.putTemp(outputID, body)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -499,12 +504,20 @@ const (
 	mutRewriteOutput
 )
 
-// putTemp is put without a store: the body goes to a file of tmp, removed
+// putTemp is put without the store (there is none, or the output is larger
+// than the whole cache may be): the body goes to a temporary file, removed
 // at close.
 func (g *server) putTemp(outputID, body []byte) (string, error) {
-	path := filepath.Join(g.tmp, hex.EncodeToString(outputID))
 	g.outputs.Lock()
 	defer g.outputs.Unlock()
+	if g.tmp == "" {
+		tmp, err := os.MkdirTemp("", "dirstore-gocache-")
+		if err != nil {
+			return "", fmt.Errorf("a temporary directory for outputs not cached: %w", err)
+		}
+		g.tmp = tmp
+	}
+	path := filepath.Join(g.tmp, hex.EncodeToString(outputID))
 	if o := g.outputs.m[path]; o != nil {
 		return path, nil
 	}

@@ -504,7 +504,21 @@ func TestGocacheMax(t *testing.T) {
 			for i, p := range paths {
 				wantFile(t, p, body(i))
 			}
+			// An output larger than the whole cache is served from a
+			// temporary file for this build, and not cached.
+			huge := bytes.Repeat([]byte("h"), 400<<10)
+			res := g.put(300, "huge", huge)
+			if res.Err != "" {
+				t.Fatalf("put of an output larger than -max: %s", res.Err)
+			}
+			wantFile(t, res.DiskPath, huge)
+			if res := g.get(301, "huge"); !res.Miss {
+				t.Errorf("get of an output larger than -max = %+v, want a miss", res)
+			}
 			g.close(200)
+			if _, err := os.Stat(res.DiskPath); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the temporary file of an output not cached outlived close: %v", err)
+			}
 			s, err := dirstore.Open(dir, &dirstore.Options{ReadOnly: true})
 			if err != nil {
 				t.Fatal(err)

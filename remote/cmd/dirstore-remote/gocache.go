@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"sync/atomic"
 
 	"gocloud.dev/blob"
 
@@ -54,7 +55,9 @@ func bucketTier(stderr io.Writer) gocacheprog.Tier {
 		if o.Verbose {
 			logger = slog.New(slog.NewTextHandler(stderr, nil))
 		}
-		s, err := remote.Open(local, bucket, &remote.Options{Logger: logger})
+		// With -max, the outbox (values not uploaded yet) is bounded too,
+		// and a put that finds it full is cached here only (see Set).
+		s, err := remote.Open(local, bucket, &remote.Options{Logger: logger, OutboxBytes: o.MaxBytes, OutboxWait: -1})
 		if err != nil {
 			bucket.Close()
 			return nil, err
@@ -71,11 +74,27 @@ type bucketCache struct {
 	local  *dirstore.Store
 	bucket *blob.Bucket
 	stderr io.Writer
+	warned atomic.Bool
 }
 
 func (c *bucketCache) Get(key string) ([]byte, error) {
 	v, err := c.Store.Get(key)
 	return v, c.missIfDown(err)
+}
+
+// Set writes through the remote store (to the outbox, uploaded in the
+// background). When the outbox is full (a bucket down for long, with -max),
+// the value is cached here only: the build goes on, and other machines
+// miss it.
+func (c *bucketCache) Set(key string, value []byte) error {
+	err := c.Store.Set(key, value)
+	if errors.Is(err, remote.ErrOutboxFull) {
+		if !c.warned.Swap(true) {
+			fmt.Fprintf(c.stderr, "dirstore gocache: %v; outputs are cached on this machine only until uploads catch up\n", err)
+		}
+		return c.local.Set(key, value)
+	}
+	return err
 }
 
 func (c *bucketCache) Open(key string) (*dirstore.Stream, error) {

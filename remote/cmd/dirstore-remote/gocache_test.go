@@ -150,3 +150,39 @@ func closeUploads(t *testing.T) (missing int) {
 	}
 	return missing
 }
+
+// TestGocacheOutboxFull: with -max and the bucket gone, the outbox fills
+// up to the budget; puts after that are cached on this machine only, and
+// every entry put is served.
+func TestGocacheOutboxFull(t *testing.T) {
+	bucketDir := t.TempDir()
+	local, err := dirstore.Open(t.TempDir(), &dirstore.Options{NoSync: true, MaxBytes: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	c, err := bucketTier(&stderr)(local, gocacheprog.Options{Remote: "file://" + bucketDir, MaxBytes: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(bucketDir); err != nil { // every upload fails from now on
+		t.Fatal(err)
+	}
+	value := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, 64<<10) }
+	for i := range 20 {
+		if err := c.Set(fmt.Sprintf("o/%04d", i), value(i)); err != nil {
+			t.Fatalf("put %d with the outbox full: %v", i, err)
+		}
+	}
+	for i := range 20 {
+		if got, err := c.Get(fmt.Sprintf("o/%04d", i)); err != nil || !bytes.Equal(got, value(i)) {
+			t.Fatalf("get %d: %d bytes, %v", i, len(got), err)
+		}
+	}
+	if !strings.Contains(stderr.String(), "cached on this machine only") {
+		t.Errorf("stderr %q does not say puts are kept locally", stderr.String())
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
