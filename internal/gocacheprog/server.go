@@ -194,7 +194,7 @@ var maxPinned = max(1024, openFileLimit()/4)
 
 // server is one run of the server: one go command.
 type server struct {
-	c      Cache // nil: uncached, in tmp
+	c      Cache  // nil: uncached, in tmp
 	tmp    string // temporary files for outputs not stored; "" until one is
 	logf   func(format string, args ...any)
 	stderr io.Writer
