@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/dirstore/dirstore/internal/gocacheprog"
 )
@@ -28,18 +30,33 @@ func (c *cli) gocache(args []string) error {
 	if o.Remote == "" {
 		return gocacheprog.Run(o, nil, c.stdin, c.stdout, c.stderr)
 	}
+	return c.runRemote("gocache", args)
+}
+
+// syncRemote is "dirstore sync -remote URL DIR": "dirstore-remote sync".
+func (c *cli) syncRemote(args []string) error {
+	if !slices.ContainsFunc(args, func(a string) bool { return a == "-remote" || strings.HasPrefix(a, "-remote=") }) {
+		return usagef("usage: dirstore sync -remote URL DIR")
+	}
+	return c.runRemote("sync", args)
+}
+
+// runRemote runs "dirstore-remote cmd args...", which lives in the remote
+// module so that this one carries no cloud SDK, with this command's
+// standard input and output.
+func (c *cli) runRemote(cmd string, args []string) error {
 	bin, err := remoteCommand()
 	if err != nil {
-		return fmt.Errorf("gocache -remote: %w", err)
+		return fmt.Errorf("%s -remote: %w", cmd, err)
 	}
-	cmd := exec.Command(bin, append([]string{"gocache"}, args...)...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.stdin, c.stdout, c.stderr
-	if err := cmd.Run(); err != nil {
+	x := exec.Command(bin, append([]string{cmd}, args...)...)
+	x.Stdin, x.Stdout, x.Stderr = c.stdin, c.stdout, c.stderr
+	if err := x.Run(); err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
 			return &exitCode{code: ee.ExitCode()} // it said why on stderr
 		}
-		return fmt.Errorf("gocache -remote: %w", err)
+		return fmt.Errorf("%s -remote: %w", cmd, err)
 	}
 	return nil
 }

@@ -24,4 +24,6 @@ func TestGocacheFlags(t *testing.T) {
 	// or in this PATH.
 	t.Setenv("PATH", t.TempDir())
 	wantExit(t, 1, []string{"gocache", "-remote", "file:///nowhere", dir}, "dirstore-remote is not installed")
+	wantExit(t, 1, []string{"sync", "-remote", "file:///nowhere", dir}, "dirstore-remote is not installed")
+	wantExit(t, 2, []string{"sync", dir, "a", "b"}, "usage: dirstore sync -remote URL DIR")
 }

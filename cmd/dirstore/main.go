@@ -53,6 +53,8 @@ Commands:
                          serve the go command's build cache from DIR
                          (GOCACHEPROG="dirstore gocache DIR"); see
                          "dirstore gocache -h"
+  sync -remote URL DIR   upload what DIR's outbox still holds to the bucket at
+                         URL and wait for it (runs dirstore-remote sync)
   demo DIR               fill DIR (new, empty or a store) with a few thousand
                          keys, read them back, overwrite, delete, reopen and
                          check, with timings; its keys start with "demo/";
@@ -164,6 +166,7 @@ func (c *cli) run(args []string) int {
 		"demo":   {1, 1, "DIR", c.demo},
 		// gocache parses its own flags.
 		"gocache": {1, 8, "[-max SIZE] [-sync] [-remote URL] [-v] DIR", c.gocache},
+		"sync":    {3, 6, "-remote URL DIR", c.syncRemote},
 	}
 	sub, ok := commands[cmd]
 	if !ok {

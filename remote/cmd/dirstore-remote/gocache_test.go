@@ -102,6 +102,14 @@ func TestGocacheSharedBucket(t *testing.T) {
 	if out := machine("two", "build", "-x", "./p"); strings.Contains(out, "/compile ") {
 		t.Errorf("the second machine's go build -x compiled:\n%.2000s", out)
 	}
+	// "dirstore sync -remote" (which runs dirstore-remote sync) finds
+	// nothing left to upload: each server's close waited for its uploads.
+	cmd := exec.Command(filepath.Join(bin, "dirstore"), "sync", "-remote", url, filepath.Join(tmp, "one", "store"))
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test",
+		"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "0 pending") {
+		t.Errorf("dirstore sync -remote: %v\n%s", err, out)
+	}
 }
 
 // TestGocacheCloseUploads: the server's close leaves every output and
