@@ -78,7 +78,23 @@
 // complete, a prefix of them). A manifest write that fails stops every later
 // write of the manifest from reaching the disk, which then holds what a
 // crash at that moment would have left, so the next Open recovers from it
-// as from a crash. Reads keep working after such a failure, until Close.
+// as from a crash. Reads keep working after such a failure, until Close,
+// which returns the failure too (the store could not record a clean
+// shutdown).
+//
+// A file system that turns read-only under an open store (EROFS) fails it
+// the same way, whichever write meets it first. That is how ext4 mounted
+// with errors=remount-ro, or btrfs, gives up after an error of its own
+// (a remount read-only by hand is refused while the store holds files open
+// for writing): it aborts its journal, so what reached the disk since the
+// last fsync is unknown, and it stays read-only until it is mounted again.
+// Every write then returns an error matching [fs.ErrPermission],
+// syscall.EROFS and ErrFailed; reads return every acknowledged operation,
+// from a NoSync store's write buffer too; once the file system is mounted
+// writable, the store opens and recovers as from a crash at that moment. A
+// write refused for want of permission (EACCES, EPERM) matches
+// fs.ErrPermission too, but fails the store only if it was the manifest's:
+// a value file that could not be created changed nothing.
 //
 // # A full disk
 //
@@ -185,5 +201,6 @@
 // file-level errors inside are [*fs.PathError] with the raw errno, so
 // errors.Is(err, syscall.ENOSPC) works. A missing key matches
 // [fs.ErrNotExist], use after Close [fs.ErrClosed], a write to a read-only
-// store [fs.ErrPermission].
+// store or one the file system refused (EACCES, EPERM, EROFS)
+// [fs.ErrPermission].
 package dirstore

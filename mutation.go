@@ -26,6 +26,11 @@ const (
 	mutNoReserve      // a bounded store's write checks for room but does not reserve it
 	mutReadsForgotten // reads do not note their keys' recency
 	mutPinsIgnored    // eviction does not skip pinned keys
+
+	// Seeded bugs of the handling of a file system that turns read-only
+	// under an open store (EROFS), which TestReadOnlyWhileOpen must catch.
+	mutReadOnlyNotPermission // EROFS does not match fs.ErrPermission
+	mutReadOnlyNotFailed     // a value file's EROFS does not fail the store
 )
 
 func mutated(m int32) bool { return mutation.Load() == m }
