@@ -135,8 +135,10 @@ func (s *Store) open() error {
 		// A directory that was never opened writable: read it as zict's.
 		return s.openReadOnlyZict()
 	}
+	memTable, recycle := manifestSpace(fsys, meta)
 	s.man, err = manifest.Open(manDir, manifest.Options{FS: fsys, ReadOnly: s.opts.ReadOnly,
-		FileMode: s.opts.FileMode, DirMode: s.opts.DirMode, OnFull: s.res.release})
+		FileMode: s.opts.FileMode, DirMode: s.opts.DirMode, OnFull: s.res.release,
+		MemTableSize: memTable, NoLogRecycling: !recycle})
 	if err != nil {
 		return s.metaErr(err)
 	}

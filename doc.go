@@ -117,11 +117,14 @@
 //
 // What a full disk can cost: if the reserve is off, or was not made (there
 // was never twice its size free), or the manifest needs more than it holds
-// (a flush of pebble's 4 MiB memtable, with very long keys), a manifest
-// write fails as above (ErrFailed): then the store keeps the operations
-// acknowledged before the failure, in NoSync mode a prefix of them if Close
-// could not complete, and a writable Open may fail with ENOSPC until space
-// is freed by other means (a read-only Open still works).
+// (with very long keys on a small file system, a memtable's flush or a
+// compaction under way when the disk fills; the manifest's memtable is at
+// most a sixteenth of the file system, and below 768 MiB it keeps no old
+// logs for reuse), a manifest write fails as above (ErrFailed): then the
+// store keeps the operations acknowledged before the failure, in NoSync
+// mode a prefix of them if Close could not complete, and a writable Open
+// may fail with ENOSPC until space is freed by other means (a read-only
+// Open still works).
 //
 // # Recovery
 //
