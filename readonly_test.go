@@ -393,7 +393,7 @@ func readOnlyWhileOpenRun(t testing.TB, o *dirstore.Options) {
 	if o.NoSync && o.WriteBuffer >= 0 {
 		// The values set since the Sync wait in the write buffer, which
 		// cannot be written out: a stream reads them from memory.
-		if st, err := s.OpenStream(key(45), nil); err != nil || !strings.HasSuffix(st.Name(), ".buffered") {
+		if st, err := s.OpenStream(key(45), nil); err != nil || !strings.HasSuffix(st.Name(), "#buffered") {
 			t.Errorf("OpenStream of a buffered value = %v; want a stream from memory", err)
 		} else {
 			st.Close()

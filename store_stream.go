@@ -112,8 +112,8 @@ func (s *Store) Open(key string) (*Stream, error) { return s.OpenStream(key, nil
 //
 // A value that waits in a NoSync store's write buffer is written to its
 // file first. A store that failed (ErrFailed) cannot do that: the Stream
-// then reads the value from memory (its name is the path the file would
-// have had, with ".buffered" appended).
+// then reads the value from memory (its name is the value file's path with
+// "buffered" for the version).
 func (s *Store) OpenStream(key string, opts *StreamOptions) (*Stream, error) {
 	st, _, err := s.openStream(key, opts)
 	return st, err
@@ -200,9 +200,10 @@ func (s *Store) valueStream(name string, rf datadir.ReadFile, size int64, crc ui
 // entry the value would have had.
 func (s *Store) bufferedStream(key string, op pendingOp, o StreamOptions) (*Stream, manifest.Entry) {
 	e := manifest.Entry{Size: int64(len(op.value)), CRC: crc32.Checksum(op.value, datadir.Castagnoli), ModTime: op.modTime}
-	// No value file's name ends so: in the stream cache, the name is this
-	// value's alone.
-	name := escape.Name(key, 0) + ".buffered"
+	// No value file has this name (a file's ends in its version, and long
+	// ones are cut): in the stream cache, it is this key's alone, and
+	// a failed store's buffered value for the key does not change.
+	name := escape.Quote(key) + "#buffered"
 	return s.valueStream(name, &memValue{Reader: bytes.NewReader(op.value), name: name, modTime: op.modTime}, e.Size, e.CRC, o), e
 }
 
