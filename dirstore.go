@@ -9,6 +9,7 @@ import (
 	"iter"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -134,8 +135,10 @@ func (s *Store) open() error {
 		// A directory that was never opened writable: read it as zict's.
 		return s.openReadOnlyZict()
 	}
+	memTable, recycle := manifestSpace(fsys, meta)
 	s.man, err = manifest.Open(manDir, manifest.Options{FS: fsys, ReadOnly: s.opts.ReadOnly,
-		FileMode: s.opts.FileMode, DirMode: s.opts.DirMode, OnFull: s.res.release})
+		FileMode: s.opts.FileMode, DirMode: s.opts.DirMode, OnFull: s.res.release,
+		MemTableSize: memTable, NoLogRecycling: !recycle})
 	if err != nil {
 		return s.metaErr(err)
 	}
@@ -245,7 +248,9 @@ func (s *Store) release() error {
 
 // Close makes every acknowledged write durable, removes superseded files
 // and releases the directory. Operations in flight finish first; later ones
-// return an error matching fs.ErrClosed.
+// return an error matching fs.ErrClosed. A store that failed (ErrFailed)
+// cannot record a clean shutdown: it releases the directory all the same,
+// and Close returns the failure (the next Open recovers).
 func (s *Store) Close() error {
 	s.rec.stop()
 	s.closeMu.Lock()
@@ -268,10 +273,15 @@ func (s *Store) Close() error {
 			}
 		}
 		s.gc.stop()
-		// A failed store, or one whose superseded files could not all be
-		// removed, leaves the next Open a recovery scan to do.
-		// A session that changed nothing has nothing to record.
-		if len(errs) == 0 && s.failed.Load() == nil && !s.gc.leftover.Load() && s.versions.isDirty() {
+		// A failed store cannot record a clean shutdown: Close says so,
+		// and the next Open recovers.
+		if err := s.failedErr(); err != nil && !errors.Is(errors.Join(errs...), ErrFailed) {
+			errs = append(errs, err)
+		}
+		// A store whose superseded files could not all be removed leaves
+		// the next Open a recovery scan to do. A session that changed
+		// nothing has nothing to record.
+		if len(errs) == 0 && !s.gc.leftover.Load() && s.versions.isDirty() {
 			// The removals must be durable before the record that says no
 			// recovery scan is needed.
 			errs = append(errs, s.files.SyncDir(), s.writeCleanState())
@@ -279,7 +289,7 @@ func (s *Store) Close() error {
 	}
 	errs = append(errs, s.release())
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("dirstore: close %s: %w", s.dir, err)
+		return fmt.Errorf("dirstore: close %s: %w", s.dir, readOnlyErr(err))
 	}
 	return nil
 }
@@ -294,14 +304,14 @@ func (s *Store) Sync() error {
 	}
 	defer s.closeMu.RUnlock()
 	if err := s.flushRecency(); err != nil {
-		return err
+		return readOnlyErr(err)
 	}
 	if s.opts.NoSync {
 		if err := s.applyBuffered(); err != nil {
 			return fmt.Errorf("dirstore: sync %s: applying buffered writes: %w", s.dir, err)
 		}
 		if err := s.checkpoint(); err != nil {
-			return err
+			return fmt.Errorf("dirstore: sync %s: %w", s.dir, err)
 		}
 	}
 	s.gc.wait()
@@ -336,6 +346,7 @@ func (s *Store) begin(op, key string, write bool) error {
 // fail records err, after which the store refuses writes, and returns err
 // marked as ErrFailed.
 func (s *Store) fail(err error) error {
+	err = readOnlyErr(err)
 	s.failed.CompareAndSwap(nil, &err)
 	return fmt.Errorf("%w (%w)", err, ErrFailed)
 }
@@ -348,11 +359,17 @@ func (s *Store) failedErr() error {
 	return nil
 }
 
-// failIfSync fails the store if err is a failed fsync: after one, what the
-// kernel kept of other writes is unknown, so the store stops pretending.
-func (s *Store) failIfSync(err error) error {
+// failIfUnsure fails the store if err leaves what reached the disk unknown:
+// a failed fsync, after which what the kernel kept of other writes is
+// unknown, or a file system that turned read-only under the store (EROFS).
+// Such a file system gave up after an error of its own (ext4 and btrfs do,
+// aborting their journal, so that writes not yet synced may be lost as in a
+// crash), and it stays read-only until it is mounted again, which the
+// store's open files prevent: so the store stops pretending, and refuses
+// writes until it is reopened, whichever write met it first.
+func (s *Store) failIfUnsure(err error) error {
 	var pe *fs.PathError
-	if errors.As(err, &pe) && pe.Op == "sync" {
+	if errors.As(err, &pe) && pe.Op == "sync" || errors.Is(err, syscall.EROFS) && !mutated(mutReadOnlyNotFailed) {
 		return s.fail(err)
 	}
 	return err
@@ -481,7 +498,7 @@ func (s *Store) setBuffers(key string, bufs [][]byte, evicted *[]victim) (err er
 	// In sync mode installDurable fsyncs the file while the manifest commits.
 	if err := s.files.Write(name, s.gc.spare(), bufs, false); err != nil {
 		s.gc.leftover.Store(true)
-		return keyErr("set", key, s.failIfSync(err))
+		return keyErr("set", key, s.failIfUnsure(err))
 	}
 	return s.installRoom("set", key, name, e, &res, evicted)
 }
@@ -549,7 +566,7 @@ func (s *Store) setFrom(key string, r io.Reader, evicted *[]victim) (int64, erro
 	n, crc, err := s.files.WriteFrom(name, s.gc.spare(), r, false) // fsynced by installDurable
 	if err != nil {
 		s.gc.leftover.Store(true)
-		return 0, keyErr("set", key, s.failIfSync(err))
+		return 0, keyErr("set", key, s.failIfUnsure(err))
 	}
 	// The size is known only now: a bounded store reserves room after
 	// the file is written, before the commit.

@@ -79,7 +79,23 @@
 // complete, a prefix of them). A manifest write that fails stops every later
 // write of the manifest from reaching the disk, which then holds what a
 // crash at that moment would have left, so the next Open recovers from it
-// as from a crash. Reads keep working after such a failure, until Close.
+// as from a crash. Reads keep working after such a failure, until Close,
+// which returns the failure too (the store could not record a clean
+// shutdown).
+//
+// A file system that turns read-only under an open store (EROFS) fails it
+// the same way, whichever write meets it first. That is how ext4 mounted
+// with errors=remount-ro, or btrfs, gives up after an error of its own
+// (a remount read-only by hand is refused while the store holds files open
+// for writing): it aborts its journal, so what reached the disk since the
+// last fsync is unknown, and it stays read-only until it is mounted again.
+// Every write then returns an error matching [fs.ErrPermission],
+// syscall.EROFS and ErrFailed; reads return every acknowledged operation,
+// from a NoSync store's write buffer too; once the file system is mounted
+// writable, the store opens and recovers as from a crash at that moment. A
+// write refused for want of permission (EACCES, EPERM) matches
+// fs.ErrPermission too, but fails the store only if it was the manifest's:
+// a value file that could not be created changed nothing.
 //
 // # A full disk
 //
@@ -102,11 +118,14 @@
 //
 // What a full disk can cost: if the reserve is off, or was not made (there
 // was never twice its size free), or the manifest needs more than it holds
-// (a flush of pebble's 4 MiB memtable, with very long keys), a manifest
-// write fails as above (ErrFailed): then the store keeps the operations
-// acknowledged before the failure, in NoSync mode a prefix of them if Close
-// could not complete, and a writable Open may fail with ENOSPC until space
-// is freed by other means (a read-only Open still works).
+// (with very long keys on a small file system, a memtable's flush or a
+// compaction under way when the disk fills; the manifest's memtable is at
+// most a sixteenth of the file system, and below 768 MiB it keeps no old
+// logs for reuse), a manifest write fails as above (ErrFailed): then the
+// store keeps the operations acknowledged before the failure, in NoSync
+// mode a prefix of them if Close could not complete, and a writable Open
+// may fail with ENOSPC until space is freed by other means (a read-only
+// Open still works).
 //
 // # Recovery
 //
@@ -186,5 +205,6 @@
 // file-level errors inside are [*fs.PathError] with the raw errno, so
 // errors.Is(err, syscall.ENOSPC) works. A missing key matches
 // [fs.ErrNotExist], use after Close [fs.ErrClosed], a write to a read-only
-// store [fs.ErrPermission].
+// store or one the file system refused (EACCES, EPERM, EROFS)
+// [fs.ErrPermission].
 package dirstore

@@ -8,10 +8,13 @@ import (
 	"strings"
 
 	"github.com/dirstore/dirstore/internal/corrupt"
+	"github.com/dirstore/dirstore/internal/flock"
 )
 
 // Errors returned by a Store. Each is wrapped with the operation and the key
-// (a *KeyError) or the path; test them with errors.Is.
+// (a *KeyError) or the path; test them with errors.Is. A write that the file
+// system refused matches fs.ErrPermission, a read-only file system's (EROFS)
+// included, with the errno kept: errors.Is(err, syscall.EROFS) holds too.
 var (
 	// ErrNotFound means the key has no value. It matches fs.ErrNotExist.
 	ErrNotFound error = &sentinel{"dirstore: key not found", fs.ErrNotExist}
@@ -31,8 +34,9 @@ var (
 	// ErrInvalidKey means a key longer than MaxKeyLen. It matches
 	// fs.ErrInvalid.
 	ErrInvalidKey error = &sentinel{"dirstore: key too long", fs.ErrInvalid}
-	// ErrFailed means an fsync or a manifest write failed, so the store can
-	// no longer promise durability and refuses writes until it is reopened.
+	// ErrFailed means an fsync or a manifest write failed, or the file
+	// system turned read-only under the store (EROFS), so the store can no
+	// longer promise durability and refuses writes until it is reopened.
 	// Reads keep working: they return the acknowledged bytes or an error
 	// wrapping ErrCorrupt or the errno. The call that hit the failure returns an error
 	// wrapping both its cause and ErrFailed; its change may or may not be
@@ -79,7 +83,20 @@ func quoteKey(k string) string {
 	return strconv.Quote(k)
 }
 
-func keyErr(op, key string, err error) error { return &KeyError{Op: op, Key: key, Err: err} }
+func keyErr(op, key string, err error) error {
+	return &KeyError{Op: op, Key: key, Err: readOnlyErr(err)}
+}
+
+// readOnlyErr returns err so that errors.Is also finds fs.ErrPermission in
+// it if it is a write the file system refused because it is read-only:
+// syscall.Errno counts EACCES and EPERM as permission errors, not EROFS. The
+// errno stays in the chain and the message is unchanged.
+func readOnlyErr(err error) error {
+	if mutated(mutReadOnlyNotPermission) {
+		return err
+	}
+	return flock.Perm(err)
+}
 
 // corruptErr wraps a file-level cause of corruption in ErrCorrupt.
 func corruptErr(op, key string, cause error) error {

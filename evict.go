@@ -470,7 +470,7 @@ func (s *Store) Trim(maxBytes int64) (evicted int, err error) {
 	s.notifyEvicted(vs)
 	s.evictor.report(s)
 	if err != nil {
-		return len(vs), fmt.Errorf("dirstore: trim %s: %w", s.dir, err)
+		return len(vs), fmt.Errorf("dirstore: trim %s: %w", s.dir, readOnlyErr(err))
 	}
 	return len(vs), nil
 }

@@ -44,10 +44,12 @@ func (s *Store) ApplyBuffered() error { return s.applyBuffered() }
 // HardenMutations are the seeded bugs that seeded_test.go checks their own
 // tests catch (see mutation.go).
 var HardenMutations = map[string]int32{
-	"format check skipped":                mutNoFormatCheck,
-	"planted file taken for an I/O error": mutPlantedIsIO,
-	"no shared lock for ReadOnly":         mutNoSharedLock,
-	"buffer callback panic not caught":    mutNoPanicGuard,
+	"format check skipped":                 mutNoFormatCheck,
+	"planted file taken for an I/O error":  mutPlantedIsIO,
+	"no shared lock for ReadOnly":          mutNoSharedLock,
+	"buffer callback panic not caught":     mutNoPanicGuard,
+	"read-only FS not a permission error":  mutReadOnlyNotPermission,
+	"read-only FS does not fail the store": mutReadOnlyNotFailed,
 }
 
 // SetMutation switches a seeded bug on; the returned function switches it off.

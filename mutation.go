@@ -28,6 +28,11 @@ const (
 	mutPinsIgnored    // eviction does not skip pinned keys
 	mutRemovePinned   // a superseded file is removed while a reader pins it
 	mutRecencyKept    // a rolled-back Set of a new key leaves its recency records
+
+	// Seeded bugs of the handling of a file system that turns read-only
+	// under an open store (EROFS), which TestReadOnlyWhileOpen must catch.
+	mutReadOnlyNotPermission // EROFS does not match fs.ErrPermission
+	mutReadOnlyNotFailed     // a value file's EROFS does not fail the store
 )
 
 func mutated(m int32) bool { return mutation.Load() == m }

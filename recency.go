@@ -274,7 +274,9 @@ func (s *Store) flushRecency() error {
 			b.SetRecency(u.key, old, ok, u.t)
 		}
 		if err == nil && !b.Empty() {
-			err = b.Commit(false)
+			if err = b.Commit(false); err != nil {
+				err = s.fail(err) // a failed manifest write, as any other
+			}
 			r.gen.Add(1)
 		} else {
 			b.Close()

@@ -71,6 +71,27 @@ func reserveSize(o *Options, fsys vfs.FS, dir string) int64 {
 	return min(size, int64(du.TotalBytes/4))
 }
 
+// manifestSpace returns the manifest's memtable size and whether it keeps
+// logs for reuse, on the file system of dir. The manifest's peak use of
+// space is about two memtables' logs (a full one's log stays until its flush
+// is done, beside the next log) and a flushed table, plus the logs pebble
+// keeps for reuse, up to three more: with pebble's 4 MiB memtables, on an
+// 8 MiB file system with long keys, that was more than the reserve (a
+// quarter of it) could give back, and Close failed. So the memtable is at
+// most a sixteenth of the file system (at least 256 KiB), and logs are kept
+// for reuse only where three of them are at most 1/64 of it (from 768 MiB
+// up, with 4 MiB memtables). Where the size of the file system is unknown,
+// pebble's defaults (0, true).
+func manifestSpace(fsys vfs.FS, dir string) (memTable int64, recycle bool) {
+	du, err := fsys.GetDiskUsage(dir)
+	if err != nil || du.TotalBytes == 0 {
+		return 0, true
+	}
+	total := int64(du.TotalBytes)
+	memTable = min(4<<20, max(256<<10, total/16))
+	return memTable, 3*memTable <= total/64
+}
+
 // open finds the reserve in meta and makes sure the store can open on a
 // full disk: if the file system has less free space than the reserve, it
 // is released now, before the manifest's Open writes.

@@ -1,13 +1,17 @@
 package dirstore
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/dirstore/dirstore/internal/datadir"
+	"github.com/dirstore/dirstore/internal/escape"
 	"github.com/dirstore/dirstore/internal/manifest"
 	"github.com/dirstore/dirstore/internal/rangecache"
 )
@@ -108,6 +112,11 @@ func (s *Store) Open(key string) (*Stream, error) { return s.OpenStream(key, nil
 //
 // On a file system other than the operating system's (Options.FS), the
 // Stream reads through it rather than through StreamOptions.Backend.
+//
+// A value that waits in a NoSync store's write buffer is written to its
+// file first. A store that failed (ErrFailed) cannot do that: the Stream
+// then reads the value from memory (its name is the value file's path with
+// "buffered" for the version).
 func (s *Store) OpenStream(key string, opts *StreamOptions) (*Stream, error) {
 	st, _, err := s.openStream(key, opts)
 	return st, err
@@ -127,7 +136,20 @@ func (s *Store) openStream(key string, opts *StreamOptions) (*Stream, manifest.E
 	if _, ok := s.wb.get(key); ok {
 		// A stream reads the value's file: write it first.
 		if err := s.applyBuffered(); err != nil {
-			return nil, entry, keyErr("open", key, fmt.Errorf("applying buffered writes: %w", err))
+			op, ok := s.wb.get(key)
+			switch {
+			case s.failed.Load() == nil:
+				return nil, entry, keyErr("open", key, fmt.Errorf("applying buffered writes: %w", err))
+			case ok && op.del:
+				return nil, entry, keyErr("open", key, ErrNotFound)
+			case ok:
+				// A failed store cannot write it: read it from memory,
+				// as Get and View do.
+				st, entry := s.bufferedStream(key, op, o)
+				s.noteRead(key, 0, nil)
+				return st, entry, nil
+			}
+			// Applied by another caller before the failure: in its file.
 		}
 	}
 	// The stream reads the file for as long as it is open: resolve pins it,
@@ -175,6 +197,37 @@ func (s *Store) valueStream(name string, rf datadir.ReadFile, size int64, crc ui
 	st.cleanup = runtime.AddCleanup(st, func(r streamRes) { r.release() }, streamRes{fd: st.fd, rf: rf})
 	return st
 }
+
+// bufferedStream returns a Stream over op's value, which waits in the
+// write buffer of a store that can no longer write it to its file, and the
+// entry the value would have had.
+func (s *Store) bufferedStream(key string, op pendingOp, o StreamOptions) (*Stream, manifest.Entry) {
+	e := manifest.Entry{Size: int64(len(op.value)), CRC: crc32.Checksum(op.value, datadir.Castagnoli), ModTime: op.modTime}
+	// No value file has this name (a file's ends in its version, and long
+	// ones are cut): in the stream cache, it is this key's alone, and
+	// a failed store's buffered value for the key does not change.
+	name := escape.Quote(key) + "#buffered"
+	return s.valueStream(name, &memValue{Reader: bytes.NewReader(op.value), name: name, modTime: op.modTime}, e.Size, e.CRC, o), e
+}
+
+// memValue is a value in memory, as a Stream reads a value file.
+type memValue struct {
+	*bytes.Reader // ReadAt and Size
+	name          string
+	modTime       int64
+}
+
+func (m *memValue) Close() error { return nil }
+func (m *memValue) Fd() int      { return -1 }
+
+func (m *memValue) Stat() (fs.FileInfo, error) { return m, nil }
+
+// memValue is its own fs.FileInfo: a read-only regular file.
+func (m *memValue) Name() string       { return m.name }
+func (m *memValue) Mode() fs.FileMode  { return 0o444 }
+func (m *memValue) ModTime() time.Time { return time.Unix(0, m.modTime) }
+func (m *memValue) IsDir() bool        { return false }
+func (m *memValue) Sys() any           { return nil }
 
 // pinnedFile is a value file that is pinned against reuse until closed.
 type pinnedFile struct {

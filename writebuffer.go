@@ -335,7 +335,7 @@ func (s *Store) applyBatch(batch map[string]pendingOp) error {
 		if err != nil {
 			s.gc.leftover.Store(true)
 			dropWritten()
-			return keyErr("set", a.key, err)
+			return keyErr("set", a.key, s.failIfUnsure(err))
 		}
 		written = append(written, a.name)
 	}

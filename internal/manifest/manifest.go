@@ -206,6 +206,14 @@ type Options struct {
 	ReadOnly bool
 	// CacheSize is the size of pebble's block cache in bytes; 0 = 8 MiB.
 	CacheSize int64
+	// MemTableSize is the size of pebble's memtable in bytes, which bounds
+	// its log too; 0 = 4 MiB.
+	MemTableSize int64
+	// NoLogRecycling removes obsolete logs at once. By default pebble keeps
+	// up to three for reuse, each as large as a memtable: an overwritten
+	// log spares each sync of the next one a size update of its metadata,
+	// at the cost of that space (see removeCleaner).
+	NoLogRecycling bool
 	// FileMode and DirMode are the permissions of the files and
 	// directories pebble creates; 0 = 0600 and 0700.
 	FileMode, DirMode fs.FileMode
@@ -238,6 +246,9 @@ func Open(dir string, o Options) (*DB, error) {
 	if o.CacheSize == 0 {
 		o.CacheSize = 8 << 20
 	}
+	if o.MemTableSize == 0 {
+		o.MemTableSize = 4 << 20
+	}
 	cache := pebble.NewCache(o.CacheSize)
 	defer cache.Unref()
 	d := &DB{dir: dir}
@@ -256,7 +267,7 @@ func Open(dir string, o Options) (*DB, error) {
 		ErrorIfNotExists:   o.ReadOnly,
 		FormatMajorVersion: FormatMajorVersion,
 		Logger:             (*logger)(d),
-		MemTableSize:       4 << 20,
+		MemTableSize:       uint64(o.MemTableSize),
 		// Table statistics only tune compactions of tombstone-heavy tables
 		// in large databases; their background loading outlives a failed
 		// pebble.Open and then crashes on its closed table cache.
@@ -265,6 +276,9 @@ func Open(dir string, o Options) (*DB, error) {
 		// hides failed writes) fails the manifest: pebble would retry it
 		// at once, forever.
 		EventListener: &pebble.EventListener{BackgroundError: d.failed, DataCorruption: d.dataCorruption},
+	}
+	if o.NoLogRecycling && !mutated(mutLogsRecycled) {
+		popts.Cleaner = removeCleaner{}
 	}
 	db, err := pebble.Open(dir, popts)
 	if err == nil {
@@ -571,3 +585,17 @@ func (l *logger) Fatalf(format string, args ...any) {
 	}
 	(*DB)(l).failed(fe)
 }
+
+// removeCleaner removes obsolete files, as pebble's default cleaner does,
+// and so stops pebble from keeping obsolete logs for reuse: pebble recycles
+// them unless its cleaner needs the files' contents (its internal
+// NeedsFileContents, whose one method is unexported). That method reaches
+// removeCleaner from the ArchiveCleaner embedded one level down, while
+// Clean and String come from DeleteCleaner, one level up, so that files are
+// removed, not archived.
+type removeCleaner struct {
+	pebble.DeleteCleaner
+	needsContents
+}
+
+type needsContents struct{ pebble.ArchiveCleaner }

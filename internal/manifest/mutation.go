@@ -11,8 +11,13 @@ const (
 	// MutFenceDropsWrites: a fenced file's later writes are dropped, not
 	// kept in memory, so pebble reads the partial file it left on disk.
 	MutFenceDropsWrites
+	// MutLogsRecycled: Options.NoLogRecycling is ignored.
+	MutLogsRecycled
 )
 
-const mutFenceDropsWrites = MutFenceDropsWrites
+const (
+	mutFenceDropsWrites = MutFenceDropsWrites
+	mutLogsRecycled     = MutLogsRecycled
+)
 
 func mutated(m int32) bool { return Mutation.Load() == m }
