@@ -91,13 +91,10 @@ func BenchmarkRemoteGet(b *testing.B) {
 					}
 				})
 				// The local copy is written after Get returns: wait for
-				// it, then delete it for the next Get.
-				for ok := false; !ok; {
-					ok, _ = local.Has("obj")
-					if !ok {
-						time.Sleep(100 * time.Microsecond)
-					}
-				}
+				// it and for the end of the download (a Get that comes
+				// before the end joins it and downloads nothing), then
+				// delete the copy for the next Get.
+				r.WaitFills()
 				if err := local.Delete("obj"); err != nil {
 					b.Fatal(err)
 				}

@@ -12,3 +12,7 @@ func SetMutation(m int32) (undo func()) {
 	mutation.Store(m)
 	return func() { mutation.Store(mutNone) }
 }
+
+// WaitFills waits until every downloaded value being stored locally is
+// stored and its download has ended.
+func (s *Store) WaitFills() { s.fills.Wait() }
