@@ -39,9 +39,10 @@ var (
 	// longer promise durability and refuses writes until it is reopened.
 	// Reads keep working: they return the acknowledged bytes or an error
 	// wrapping ErrCorrupt or the errno. The call that hit the failure returns an error
-	// wrapping both its cause and ErrFailed; its change may or may not be
-	// there after the reopen, whole or not at all. Later writes return
-	// ErrFailed and change nothing.
+	// wrapping both its cause and ErrFailed; its outcome is unknown: its
+	// change may or may not be there, to reads at once and after the
+	// reopen, whole or not at all. Later writes return ErrFailed and change
+	// nothing.
 	ErrFailed = errors.New("dirstore: store failed and refuses writes")
 	// ErrTooLarge means a value larger than Options.MaxBytes: no eviction
 	// could make room for it, and nothing changed. It matches fs.ErrInvalid.
