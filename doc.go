@@ -74,7 +74,7 @@
 // fails, the store cannot know what reached the disk: the error also wraps
 // [ErrFailed], and the store refuses further writes with ErrFailed until it
 // is reopened (reads go on). The operation that failed this way may turn out
-// done or not after the reopen, never half done; every operation
+// done or not, to reads at once and after the reopen, never half done; every operation
 // acknowledged before it is there (in NoSync mode, if Close could not
 // complete, a prefix of them). A manifest write that fails stops every later
 // write of the manifest from reaching the disk, which then holds what a
