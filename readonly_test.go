@@ -412,17 +412,7 @@ func readOnlyWhileOpenRun(t testing.TB, o *dirstore.Options) {
 	run(t, "mount", dev, root)
 
 	s = storetest.Open(t, dir, o)
-	got := map[string]string{}
-	for k, err := range s.Keys() {
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := s.Get(k)
-		if err != nil {
-			t.Fatalf("Get after the reopen: %v", err)
-		}
-		got[k] = string(v)
-	}
+	got := storetest.Contents(t, s, "after the reopen")
 	allowed := states[len(states)-1:]
 	if o.NoSync {
 		allowed = states[synced:]

@@ -215,17 +215,7 @@ func fullDiskRun(t testing.TB, c fullDiskCase) {
 	gap := closeErr != nil && c.nosync && c.keyLen > 8
 	check := func(when string, s *dirstore.Store) {
 		t.Helper()
-		got := map[string]string{}
-		for k, err := range s.Keys() {
-			if err != nil {
-				t.Fatalf("%s: Keys: %v", when, err)
-			}
-			v, err := s.Get(k)
-			if err != nil {
-				t.Fatalf("%s: Get: %v", when, err)
-			}
-			got[k] = string(v)
-		}
+		got := storetest.Contents(t, s, when)
 		withMaybe := maps.Clone(want)
 		if maybeVal != nil {
 			withMaybe[maybeKey] = *maybeVal
@@ -456,17 +446,7 @@ func TestFullDiskBuffer(t *testing.T) {
 	fullDiskErr(t, "the Set whose spill failed", failure)
 	// What the store holds now is what the Buffer spilled: every value
 	// reads back.
-	spilled := map[string]string{}
-	for k, err := range s.Keys() {
-		if err != nil {
-			t.Fatalf("Keys after the failure: %v", err)
-		}
-		v, err := s.Get(k)
-		if err != nil {
-			t.Fatalf("Get after the failure: %v", err)
-		}
-		spilled[k] = string(v)
-	}
+	spilled := storetest.Contents(t, s, "after the failure")
 	t.Logf("%d values spilled before %v", len(spilled), failure)
 	if err := buf.Close(); err != nil {
 		t.Fatal(err)
@@ -478,17 +458,7 @@ func TestFullDiskBuffer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("writable Open of the full store: %v", err)
 	}
-	got := map[string]string{}
-	for k, err := range s.Keys() {
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := s.Get(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got[k] = string(v)
-	}
+	got := storetest.Contents(t, s, "after the reopen")
 	if !maps.Equal(got, spilled) {
 		t.Fatalf("after reopen the store holds %d values, not the %d spilled", len(got), len(spilled))
 	}

@@ -206,3 +206,21 @@ func ReadFile(tb testing.TB, fsys vfs.FS, path string) []byte {
 	}
 	return data
 }
+
+// Contents returns every key of s with its value, read by Keys and Get;
+// any error fails tb, with what names the moment of the read.
+func Contents(tb testing.TB, s *dirstore.Store, what string) map[string]string {
+	tb.Helper()
+	got := map[string]string{}
+	for k, err := range s.Keys() {
+		if err != nil {
+			tb.Fatalf("%s: Keys: %v", what, err)
+		}
+		v, err := s.Get(k)
+		if err != nil {
+			tb.Fatalf("%s: Get(%.20q): %v", what, k, err)
+		}
+		got[k] = string(v)
+	}
+	return got
+}
