@@ -18,12 +18,13 @@ import (
 // lives in the remote module so that this one carries no cloud SDK.
 func (c *cli) gocache(args []string) error {
 	o, err := gocacheprog.ParseArgs(args)
+	var ue *gocacheprog.UsageError
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		fmt.Fprint(c.stdout, gocacheprog.Usage)
 		return nil
-	case errors.Is(err, gocacheprog.ErrUsage):
-		return usagef("%v", unwrapUsage(err))
+	case errors.As(err, &ue):
+		return usagef("%s", ue.Msg)
 	case err != nil:
 		return err
 	}
@@ -76,14 +77,4 @@ func remoteCommand() (string, error) {
 		return "", fmt.Errorf("%s is not installed beside dirstore or in PATH (go install github.com/dirstore/dirstore/remote/cmd/dirstore-remote@latest): %w", name, os.ErrNotExist)
 	}
 	return p, nil
-}
-
-// unwrapUsage drops ErrUsage's own text from err's.
-func unwrapUsage(err error) string {
-	msg := err.Error()
-	const suffix = ": usage"
-	if len(msg) > len(suffix) && msg[len(msg)-len(suffix):] == suffix {
-		return msg[:len(msg)-len(suffix)]
-	}
-	return msg
 }

@@ -86,8 +86,14 @@ same time) is not shared: this go command then builds without a cache, and
 says so on standard error.
 `
 
-// ErrUsage is wrapped by the errors of arguments that are not valid.
-var ErrUsage = errors.New("usage")
+// UsageError is the error of arguments that are not valid.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+func usagef(format string, args ...any) error {
+	return &UsageError{Msg: fmt.Sprintf(format, args...)}
+}
 
 // Options are the command's arguments.
 type Options struct {
@@ -112,10 +118,10 @@ func ParseArgs(args []string) (Options, error) {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
 		}
-		return o, fmt.Errorf("gocache: %v: %w", err, ErrUsage)
+		return o, usagef("gocache: %v", err)
 	}
 	if flags.NArg() != 1 {
-		return o, fmt.Errorf("usage: dirstore gocache [-max SIZE] [-sync] [-remote URL] [-v] DIR: %w", ErrUsage)
+		return o, usagef("usage: dirstore gocache [-max SIZE] [-sync] [-remote URL] [-v] DIR")
 	}
 	if *maxArg != "" {
 		n, err := size.Parse(*maxArg)
@@ -123,7 +129,7 @@ func ParseArgs(args []string) (Options, error) {
 			err = fmt.Errorf("%q: the budget must be positive", *maxArg)
 		}
 		if err != nil {
-			return o, fmt.Errorf("gocache: -max: %v: %w", err, ErrUsage)
+			return o, usagef("gocache: -max: %v", err)
 		}
 		o.MaxBytes = n
 	}

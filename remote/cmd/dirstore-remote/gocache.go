@@ -28,11 +28,11 @@ func gocache(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, gocacheprog.Usage)
 		return 0
 	case err == nil && o.Remote == "":
-		err = fmt.Errorf("gocache: -remote URL is required (without it, run dirstore gocache): %w", gocacheprog.ErrUsage)
+		err = &gocacheprog.UsageError{Msg: "gocache: -remote URL is required (without it, run dirstore gocache)"}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "dirstore-remote: %v\n", err)
-		if errors.Is(err, gocacheprog.ErrUsage) {
+		if ue := (*gocacheprog.UsageError)(nil); errors.As(err, &ue) {
 			return 2
 		}
 		return 1
