@@ -142,6 +142,7 @@ func (s *Store) open() error {
 	if err != nil {
 		return s.metaErr(err)
 	}
+	s.res.watch(s.man.LiveSize)
 	if err := s.checkFormat(); err != nil {
 		return err
 	}
@@ -182,7 +183,7 @@ func (s *Store) open() error {
 	// From the first change until a clean Close, a crash makes the next
 	// Open recover.
 	s.versions.init(!exists || !ok || !st.clean)
-	s.res.make()
+	s.res.fit()
 	s.gc.start(s)
 	if s.opts.NoSync {
 		s.wb.init(s.opts.WriteBuffer)
@@ -461,7 +462,7 @@ func (s *Store) setBuffers(key string, bufs [][]byte, evicted *[]victim) (err er
 		return err
 	}
 	defer s.closeMu.RUnlock()
-	if err := s.res.admit(); err != nil {
+	if err := s.res.admit(len(key)); err != nil {
 		return keyErr("set", key, err)
 	}
 	var size int64
@@ -555,7 +556,7 @@ func (s *Store) setFrom(key string, r io.Reader, evicted *[]victim) (int64, erro
 		return 0, err
 	}
 	defer s.closeMu.RUnlock()
-	if err := s.res.admit(); err != nil {
+	if err := s.res.admit(len(key)); err != nil {
 		return 0, keyErr("set", key, err)
 	}
 	v, err := s.versions.take(s)

@@ -100,32 +100,37 @@
 // # A full disk
 //
 // A full disk is not a crash. Every store keeps an emergency reserve
-// ([Options].Reserve; by default the NoSync write buffer plus 2 MiB, at most
-// a quarter of the file system): space preallocated in the hidden
-// directory while there is room, given back the moment the manifest, or
-// writing out the write buffer, meets ENOSPC. So, on a full disk:
+// ([Options].Reserve): space preallocated in the hidden directory while
+// there is room, given back the moment the manifest, or writing out the
+// write buffer, meets ENOSPC. It is a base (by default the NoSync write
+// buffer plus 2 MiB, at most a quarter of the file system) plus the size
+// of the manifest's live data (up to 64 MiB), and grows with the
+// manifest: the manifest needs that much to rewrite itself in a
+// compaction, and to record Deletes whose tombstones are as long as their
+// keys. So, on a full disk:
 //   - the Set that found no room for its value returns an error wrapping
-//     syscall.ENOSPC and changes nothing; once the reserve is given back,
-//     Sets of new values return ENOSPC at once, until twice the reserve's
-//     size is free again (then it is made again);
+//     syscall.ENOSPC and changes nothing; so does a Set that finds no room
+//     for the reserve to grow; once the reserve is given back, Sets of new
+//     values return ENOSPC at once, until the reserve's size plus a
+//     quarter of its base is free again (then it is made again);
 //   - every value acknowledged before reads back; Deletes, checkpoints and
 //     Close still commit, using the reserve, so Close followed by Open keeps
 //     every acknowledged operation, NoSync and its write buffer included;
 //   - Open of a full store works, writable (it gives the reserve back first
-//     if the disk has less free space than it), so Deletes can free space;
-//     Open with ReadOnly works too, even after a NoSync store failed, as
-//     long as the files written since its last checkpoint are intact.
+//     if the disk has less free space than its base), so Deletes can free
+//     space; Open with ReadOnly works too, even after a NoSync store
+//     failed, as long as the files written since its last checkpoint are
+//     intact.
 //
-// What a full disk can cost: if the reserve is off, or was not made (there
-// was never twice its size free), or the manifest needs more than it holds
-// (with very long keys on a small file system, a memtable's flush or a
-// compaction under way when the disk fills; the manifest's memtable is at
-// most a sixteenth of the file system, and below 768 MiB it keeps no old
-// logs for reuse), a manifest write fails as above (ErrFailed): then the
-// store keeps the operations acknowledged before the failure, in NoSync
-// mode a prefix of them if Close could not complete, and a writable Open
-// may fail with ENOSPC until space is freed by other means (a read-only
-// Open still works).
+// What a full disk can cost: with keys as long as a block, the manifest
+// and its reserve take more room than the values (on an 8 MiB file system,
+// 100-300 keys of 4 KiB). If the reserve is off, or was not made (there was
+// never room for it), or the manifest needs more than it holds (a
+// manifest over 64 MiB rewriting more than that at once), a manifest write
+// fails as above (ErrFailed): then the store keeps the operations
+// acknowledged before the failure, in NoSync mode a prefix of them if
+// Close could not complete, and a writable Open may fail with ENOSPC until
+// space is freed by other means (a read-only Open still works).
 //
 // # Recovery
 //

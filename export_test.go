@@ -30,6 +30,14 @@ const MutRecencyKept = mutRecencyKept
 // emergency reserve is never released.
 const MutReserveKept = mutReserveKept
 
+// MutReserveFixed is the seeded bug the full-disk tests with long keys must
+// catch: the emergency reserve does not grow with the manifest.
+const MutReserveFixed = mutReserveFixed
+
+// MutReleaseOnce is the seeded bug the full-disk tests with long keys must
+// catch: only the first write to meet a full disk retries.
+const MutReleaseOnce = mutReleaseOnce
+
 // EvictMutations are the seeded bugs the eviction tests must catch.
 var EvictMutations = map[string]int32{
 	"room checked, not reserved": mutNoReserve,

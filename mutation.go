@@ -23,6 +23,8 @@ const (
 	mutNoSharedLock   // ReadOnly never falls back to a shared lock
 	mutNoPanicGuard   // a Buffer's callback panic escapes its flight
 	mutReserveKept    // the emergency reserve is never released
+	mutReserveFixed   // the emergency reserve does not grow with the manifest
+	mutReleaseOnce    // only the first write to meet a full disk retries
 	mutNoReserve      // a bounded store's write checks for room but does not reserve it
 	mutReadsForgotten // reads do not note their keys' recency
 	mutPinsIgnored    // eviction does not skip pinned keys

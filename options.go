@@ -63,15 +63,18 @@ type Options struct {
 	// returns. It is ignored without NoSync.
 	WriteBuffer int64
 
-	// Reserve is the size in bytes of the emergency reserve: space the
-	// store preallocates in its hidden directory while there is room, and
-	// gives back when the disk fills, so that it can still record Deletes,
-	// write out its write buffer, checkpoint, close cleanly and open again
-	// on a full disk (see "Failures" in the package documentation). While
-	// it is given back, writes of new values return ENOSPC until twice its
-	// size is free again. Default: the write buffer (with NoSync) plus
-	// 2 MiB, at most a quarter of the file system; none on a file system
-	// that cannot report its free space. -1 turns it off.
+	// Reserve is the base size in bytes of the emergency reserve: space
+	// the store preallocates in its hidden directory while there is room,
+	// and gives back when the disk fills, so that it can still record
+	// Deletes, write out its write buffer, checkpoint, close cleanly and
+	// open again on a full disk (see "Failures" in the package
+	// documentation). The reserve is its base plus the size of the
+	// manifest's live data (up to 64 MiB), and grows with the manifest: a
+	// write that adds a value returns ENOSPC when it cannot grow, and,
+	// while it is given back, until its size plus a quarter of its base is
+	// free again. Default base: the write buffer (with NoSync) plus 2 MiB,
+	// at most a quarter of the file system; none on a file system that
+	// cannot report its free space. -1 turns it off.
 	Reserve int64
 
 	// MaxBytes, if positive, makes the store a bounded cache: a write that

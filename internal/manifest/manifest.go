@@ -530,6 +530,17 @@ func (d *DB) Flush(minBytes int64) error {
 	return nil
 }
 
+// LiveSize estimates the bytes of the database's live data on disk: its
+// live tables and logs, less what compacting its tombstones would free.
+// (Tables a compaction is writing, or has just made obsolete, are not
+// counted.)
+func (d *DB) LiveSize() int64 {
+	m := d.db.Metrics()
+	t := m.Table.Local.LiveSize
+	t -= min(t, m.Table.Garbage.PointDeletionsBytesEstimate)
+	return int64(t + m.WAL.PhysicalSize)
+}
+
 // Close closes the database.
 func (d *DB) Close() error { return d.db.Close() }
 
