@@ -17,7 +17,9 @@ import (
 // scaleRun fills a NoSync store with n keys of 1 KiB in dir and measures what
 // changes with the number of keys, each against the same measure at a small
 // size or against the plain file system, in the same run:
-//   - the Set rate over the last 10,000 keys against the first 10,000;
+//   - the Set rate over the last 10,000 keys against the first 10,000, and
+//     the same ratio for the file system's floor (n plain 1 KiB files
+//     created, written and closed in one directory, just before);
 //   - Open (and Len) of the full store against Open of a 1,000-key store;
 //   - the heap after Open against the 1,000-key store's;
 //   - the rate of listing every key;
@@ -34,28 +36,37 @@ func scaleRun(w io.Writer, dir string, n, rounds int) error {
 	opts := &dirstore.Options{NoSync: true}
 	v := value(valueSize)
 
+	// The file system's own floor first: the same number of 1 KiB files
+	// created and written in one directory with plain os calls.
+	floor := filepath.Join(dir, "scale-floor")
+	defer os.RemoveAll(floor)
+	if err := os.Mkdir(floor, 0o700); err != nil {
+		return err
+	}
+	floorFirst, floorLast, err := fillRates(n, window, "floor", func(i int) error {
+		f, err := os.OpenFile(filepath.Join(floor, key(i)+"#1"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return err
+		}
+		_, err = f.Write(v)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+
 	s, err := dirstore.Open(big, opts)
 	if err != nil {
 		return err
 	}
-	var first, last time.Duration
-	start := time.Now()
-	for i := 1; i <= n; i++ {
-		if i == window+1 {
-			first = time.Since(start)
-		}
-		if i == n-window+1 {
-			start = time.Now()
-		}
-		if err := s.Set(key(i), v); err != nil {
-			s.Close()
-			return err
-		}
-		if i%100_000 == 0 {
-			fmt.Fprintf(os.Stderr, "bench: scale: %d keys\n", i)
-		}
+	first, last, err := fillRates(n, window, "store", func(i int) error { return s.Set(key(i), v) })
+	if err != nil {
+		s.Close()
+		return err
 	}
-	last = time.Since(start)
 	if err := s.Close(); err != nil {
 		return err
 	}
@@ -160,6 +171,7 @@ func scaleRun(w io.Writer, dir string, n, rounds int) error {
 
 	m := describeMachine(dir)
 	setFirst, setLast := window/first.Seconds(), window/last.Seconds()
+	fsFirst, fsLast := window/floorFirst.Seconds(), window/floorLast.Seconds()
 	oB, oS := median(openBig), median(openSmall)
 	hB, hS := median(heapBig), median(heapSmall)
 	lr := median(listRates)
@@ -176,6 +188,9 @@ func scaleRun(w io.Writer, dir string, n, rounds int) error {
 	fmt.Fprintf(w, "| measure | at %s keys | reference | ratio | goal |\n|---|--:|--:|--:|---|\n", thousands(n))
 	fmt.Fprintf(w, "| Set rate, last 10,000 keys vs first 10,000 | %.1f k/s | %.1f k/s | %.2fx | ≥ 0.7x: %s |\n",
 		setLast/1e3, setFirst/1e3, setLast/setFirst, verdict(setLast/setFirst >= 0.7))
+	fmt.Fprintf(w, "| the file system's floor: create + write + close of a 1 KiB file in one directory, last 10,000 vs first 10,000 | %.1f k/s | %.1f k/s | %.2fx | |\n",
+		fsLast/1e3, fsFirst/1e3, fsLast/fsFirst)
+	fmt.Fprintf(w, "| Set's ratio against the floor's ratio | | | %.2fx | |\n", (setLast/setFirst)/(fsLast/fsFirst))
 	fmt.Fprintf(w, "| Open + Len vs a 1,000-key store | %s | %s | %.2fx the time | < 3x: %s |\n",
 		time.Duration(oB).Round(time.Microsecond), time.Duration(oS).Round(time.Microsecond), oB/oS, verdict(oB/oS < 3))
 	fmt.Fprintf(w, "| heap after Open + 1,000 Gets vs a 1,000-key store | %.1f MiB | %.1f MiB | %+.2f MiB | within 8 MiB: %s |\n",
@@ -185,6 +200,30 @@ func scaleRun(w io.Writer, dir string, n, rounds int) error {
 		gr/1e3, rr/1e3, gr/rr, verdict(gr/rr >= 1))
 	fmt.Fprintf(w, "\nThe Get row's heap budget: %.1f MiB in use after it (the default entry cache, 8,192 entries, and pebble's block cache).\n", float64(ms.HeapAlloc)/(1<<20))
 	return nil
+}
+
+// fillRates calls set(i) for i from 1 to n and returns the time taken by the
+// first window calls and by the last window calls; it reports the rate of
+// every 100,000 calls on standard error.
+func fillRates(n, window int, what string, set func(i int) error) (first, last time.Duration, err error) {
+	start := time.Now()
+	lap := start
+	for i := 1; i <= n; i++ {
+		if i == window+1 {
+			first = time.Since(start)
+		}
+		if i == n-window+1 {
+			start = time.Now()
+		}
+		if err := set(i); err != nil {
+			return 0, 0, err
+		}
+		if i%100_000 == 0 {
+			fmt.Fprintf(os.Stderr, "bench: scale: %s: %d keys, %.1f k/s over the last 100,000\n", what, i, 100/time.Since(lap).Seconds())
+			lap = time.Now()
+		}
+	}
+	return first, time.Since(start), nil
 }
 
 // valueFiles lists the store's value files (every regular file not hidden).
