@@ -204,7 +204,8 @@ func decodeUndo(seq uint64, b []byte) (Undo, error) {
 type Options struct {
 	FS       vfs.FS // nil = vfs.Default
 	ReadOnly bool
-	// CacheSize is the size of pebble's block cache in bytes; 0 = 8 MiB.
+	// CacheSize is the size in bytes of pebble's block cache, beyond what
+	// it charges for memtables (two of MemTableSize); 0 = 8 MiB.
 	CacheSize int64
 	// MemTableSize is the size of pebble's memtable in bytes, which bounds
 	// its log too; 0 = 4 MiB.
@@ -249,7 +250,12 @@ func Open(dir string, o Options) (*DB, error) {
 	if o.MemTableSize == 0 {
 		o.MemTableSize = 4 << 20
 	}
-	cache := pebble.NewCache(o.CacheSize)
+	// Pebble charges its memtables to the block cache (they shrink it
+	// without using its memory): the active one, one waiting for its flush
+	// and one kept for reuse. A cache of CacheSize alone, no larger than
+	// two 4 MiB memtables, held no block at all, so that every lookup read
+	// and decompressed its index, filter and data blocks again.
+	cache := pebble.NewCache(o.CacheSize + 2*o.MemTableSize)
 	defer cache.Unref()
 	d := &DB{dir: dir}
 	if o.FileMode == 0 {
