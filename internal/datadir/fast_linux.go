@@ -218,7 +218,12 @@ func (d *fastDir) Read(name string, size int64, buf []byte) ([]byte, error) {
 		return nil, d.notRegular("open", name, err)
 	}
 	defer unix.Close(fd)
-	// One byte more than expected, to see a file that grew.
+	// One byte more than expected, to see a file that grew. A read of a
+	// regular file comes back short only at its end, so one that stops
+	// at size needs no second read to find the end: a syscall less on
+	// every small value. (Where a file system returned short reads before
+	// the end, a longer file could pass as its first size bytes, which
+	// the caller's checksum still checks.)
 	if int64(cap(buf)) < size+1 {
 		buf = make([]byte, size+1)
 	}
@@ -236,6 +241,9 @@ func (d *fastDir) Read(name string, size int64, buf []byte) ([]byte, error) {
 			break
 		}
 		off += n
+		if int64(off) == size {
+			break
+		}
 	}
 	if int64(off) != size {
 		return nil, pathErr("read", d.Path(name), fmt.Errorf("%w: %d bytes or more, want %d", ErrSize, off, size))
