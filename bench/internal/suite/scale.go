@@ -248,6 +248,7 @@ func getVsRead(s *dirstore.Store, dir string, names []string, n, rounds int, rng
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
+	runtime.KeepAlive(names) // the caller's list, not the store's, whichever round is last
 	return median(getRates), median(readRates), float64(ms.HeapAlloc) - float64(before), nil
 }
 
