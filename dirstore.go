@@ -138,7 +138,7 @@ func (s *Store) open() error {
 	memTable, recycle := manifestSpace(fsys, meta)
 	s.man, err = manifest.Open(manDir, manifest.Options{FS: fsys, ReadOnly: s.opts.ReadOnly,
 		FileMode: s.opts.FileMode, DirMode: s.opts.DirMode, OnFull: s.res.release,
-		MemTableSize: memTable, NoLogRecycling: !recycle})
+		MemTableSize: memTable, NoLogRecycling: !recycle, CacheSize: s.opts.ManifestCache})
 	if err != nil {
 		return s.metaErr(err)
 	}

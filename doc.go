@@ -26,7 +26,11 @@
 // manifest, not the directory listing, is the truth: Len, Has and Keys come
 // from it, so memory does not grow with the number of keys, and files the
 // manifest does not know are never taken for keys. Entries also record when
-// the value was written (Store.FS's ModTime).
+// the value was written (Store.FS's ModTime). On Linux, reading a value does
+// not update its file's access time (O_NOATIME, where the kernel allows it:
+// files the reading user owns): on a relatime mount that saves a metadata
+// update of the first read after each write. A bounded store keeps its own
+// record of use in the manifest.
 //
 // # Durability
 //

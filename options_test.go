@@ -23,13 +23,14 @@ func TestOptionsInvalid(t *testing.T) {
 		FileMode:           fs.ModeSymlink | 0o600,
 		DirMode:            fs.ModeDir | 0o700,
 		EntryCache:         -5,
+		ManifestCache:      -1,
 		WriteBuffer:        -2,
 		CheckpointInterval: -1,
 	})
 	if !errors.Is(err, fs.ErrInvalid) {
 		t.Fatalf("Open with bad options = %v, want fs.ErrInvalid", err)
 	}
-	for _, field := range []string{"FileMode", "DirMode", "EntryCache", "WriteBuffer", "CheckpointInterval"} {
+	for _, field := range []string{"FileMode", "DirMode", "EntryCache", "ManifestCache", "WriteBuffer", "CheckpointInterval"} {
 		if !strings.Contains(err.Error(), field) {
 			t.Errorf("the error does not name %s: %v", field, err)
 		}

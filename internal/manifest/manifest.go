@@ -32,6 +32,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -204,7 +205,8 @@ func decodeUndo(seq uint64, b []byte) (Undo, error) {
 type Options struct {
 	FS       vfs.FS // nil = vfs.Default
 	ReadOnly bool
-	// CacheSize is the size of pebble's block cache in bytes; 0 = 8 MiB.
+	// CacheSize is the size in bytes of pebble's block cache, beyond what
+	// it charges for memtables (two of MemTableSize); 0 = 8 MiB.
 	CacheSize int64
 	// MemTableSize is the size of pebble's memtable in bytes, which bounds
 	// its log too; 0 = 4 MiB.
@@ -249,7 +251,12 @@ func Open(dir string, o Options) (*DB, error) {
 	if o.MemTableSize == 0 {
 		o.MemTableSize = 4 << 20
 	}
-	cache := pebble.NewCache(o.CacheSize)
+	// Pebble charges its memtables to the block cache (they shrink it
+	// without using its memory): the active one, one waiting for its flush
+	// and one kept for reuse. A cache of CacheSize alone, no larger than
+	// two 4 MiB memtables, held no block at all, so that every lookup read
+	// and decompressed its index, filter and data blocks again.
+	cache := pebble.NewCache(o.CacheSize + 2*o.MemTableSize)
 	defer cache.Unref()
 	d := &DB{dir: dir}
 	if o.FileMode == 0 {
@@ -277,6 +284,29 @@ func Open(dir string, o Options) (*DB, error) {
 		// at once, forever.
 		EventListener: &pebble.EventListener{BackgroundError: d.failed, DataCorruption: d.dataCorruption},
 	}
+	// A bloom filter in every table (10 bits a key, about 1% false
+	// positives) lets a lookup skip the tables that do not hold its key
+	// without reading their index and data blocks. Most lookups are of
+	// absent keys: every Set of a new key looks up the entry it replaces,
+	// and the tables flushed from the memtable each span the whole key
+	// space (entries, recency and undo records alike), so without filters
+	// such a lookup reads a block of every table in L0 and of every level.
+	// Filters are a property of each table, not of the format: tables
+	// written without them (by older versions) are read as before.
+	for i := range popts.Levels {
+		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	// Every table flushed from the memtable spans the whole key space
+	// (entries, recency, access and undo records alike), so a compaction
+	// out of L0 rewrites all of the base level it overlaps. Below pebble's
+	// 64 MB LBaseMaxBytes, as a manifest of a million keys (about 35 MB)
+	// is, the base level is the last one, and each compaction rewrote the
+	// whole manifest: 995 MB written for 116 MB committed at 1,000,000
+	// keys, and L0 backlogged (36 tables), which every lookup then
+	// searches. A small base level keeps compactions out of L0 small and
+	// leaves the rest to ordinary leveled compactions. Like the filters,
+	// a tuning of compactions, not of the format.
+	popts.LBaseMaxBytes = 2 << 20
 	if o.NoLogRecycling && !mutated(mutLogsRecycled) {
 		popts.Cleaner = removeCleaner{}
 	}

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -190,6 +191,7 @@ func Main() {
 		jsonOut = flag.String("json", "", "also save the run's results to this file, for -merge")
 		label   = flag.String("label", "", "with -json: the name of the file system measured (default: its type)")
 		scale   = flag.Int("scale", 0, "instead of the rows: fill a store with this many 1 KiB keys under -dir and measure Set, Open, heap, Keys and Get at that size, then exit")
+		cpuProf = flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 		mergeIn = flag.String("merge", "", "comma-separated files saved by -json: print a table per file and draw one chart with a panel per file (-svg), then exit")
 	)
 	flag.Usage = func() {
@@ -210,6 +212,21 @@ func Main() {
 			fatalf("-merge: %v", err)
 		}
 		return
+	}
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			fatalf("-cpuprofile: %v", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fatalf("-cpuprofile: %v", err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				fatalf("-cpuprofile: %v", err)
+			}
+		}()
 	}
 	if *scale > 0 {
 		if err := scaleRun(os.Stdout, *dir, *scale, *rounds); err != nil {
