@@ -1040,22 +1040,22 @@ func (s *Store) KeysWithPrefix(prefix string) iter.Seq2[string, error] {
 			}
 			return true
 		}
-		for ke, err := range s.man.Entries(prefix) {
+		for key, err := range s.man.Keys(prefix) {
 			if err != nil {
 				yield("", keyErr("keys", prefix, err))
 				return
 			}
-			if !next(ke.Key, false) {
+			if !next(key, false) {
 				return
 			}
-			if len(buffered) > 0 && buffered[0].key == ke.Key {
+			if len(buffered) > 0 && buffered[0].key == key {
 				a := buffered[0]
 				buffered = buffered[1:]
 				if a.op.del {
 					continue
 				}
 			}
-			if !yield(ke.Key, nil) {
+			if !yield(key, nil) {
 				return
 			}
 		}

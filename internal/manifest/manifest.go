@@ -489,6 +489,30 @@ func (d *DB) entries(lower, upper []byte) iter.Seq2[KeyEntry, error] {
 	}
 }
 
+// Keys yields the keys of the entries that start with prefix, in key order,
+// without reading or decoding their entries: a listing costs the
+// iteration and a string per key. Each yielded key is a fresh string;
+// iteration stops at the first error.
+func (d *DB) Keys(prefix string) iter.Seq2[string, error] {
+	lower := entryKey(prefix)
+	return func(yield func(string, error) bool) {
+		it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upperBound(lower)})
+		if err != nil {
+			yield("", d.readErr(err))
+			return
+		}
+		defer it.Close()
+		for ok := it.First(); ok; ok = it.Next() {
+			if !yield(string(it.Key()[1:]), nil) {
+				return
+			}
+		}
+		if err := it.Error(); err != nil {
+			yield("", d.readErr(err))
+		}
+	}
+}
+
 // KeyEntry is a key and its entry.
 type KeyEntry struct {
 	Key string

@@ -53,3 +53,58 @@ func TestScanner(t *testing.T) {
 		t.Fatalf("SeekGE past the prefix found %q", sc.Key())
 	}
 }
+
+// Keys lists the keys of one prefix in key order, and only keys: not the
+// records of the other prefixes (meta, undo, recency, pins), nor deleted keys.
+func TestKeys(t *testing.T) {
+	db, err := Open("/m", Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	b := db.NewBatch()
+	for i, k := range []string{"e", "d/2", "a", "d/1", "d/x/1", "d/gone"} {
+		b.Put(k, Entry{Version: uint64(i + 1)})
+		b.SetRecency(k, 0, false, int64(i))
+		b.Pin(k)
+	}
+	b.SetMeta("d/meta", nil)
+	b.PutUndo(&Undo{Seq: 7, Key: "d/0"})
+	if err := b.Commit(false); err != nil {
+		t.Fatal(err)
+	}
+	b = db.NewBatch()
+	b.Delete("d/gone")
+	if err := b.Commit(false); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		prefix string
+		want   []string
+	}{
+		{"", []string{"a", "d/1", "d/2", "d/x/1", "e"}},
+		{"d/", []string{"d/1", "d/2", "d/x/1"}},
+		{"d/x", []string{"d/x/1"}},
+		{"f", nil},
+	} {
+		var got []string
+		for k, err := range db.Keys(c.prefix) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, k)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("Keys(%q) = %q, want %q", c.prefix, got, c.want)
+		}
+	}
+	// Stopping early stops the iteration.
+	n := 0
+	for range db.Keys("") {
+		n++
+		break
+	}
+	if n != 1 {
+		t.Errorf("break after the first key: %d keys yielded", n)
+	}
+}
