@@ -10,12 +10,13 @@ const MutNoRevert = mutNoRevert
 
 // Mutations the crash tests must catch (see mutation.go).
 var Mutations = map[string]int32{
-	"no file fsync":              mutNoFileSync,
-	"no directory fsync":         mutNoDirSync,
-	"manifest without sync":      mutNoManifestSync,
-	"old file removed too early": mutRemoveTooEarly,
-	"batch rolled back in part":  mutSplitBatch,
-	"durable Set in flight kept": mutAloneIgnored,
+	"no file fsync":               mutNoFileSync,
+	"no directory fsync":          mutNoDirSync,
+	"directory fsync not awaited": mutDirSyncNotAwaited,
+	"manifest without sync":       mutNoManifestSync,
+	"old file removed too early":  mutRemoveTooEarly,
+	"batch rolled back in part":   mutSplitBatch,
+	"durable Set in flight kept":  mutAloneIgnored,
 }
 
 // MutRemovePinned is the seeded bug TestStreamNameOutlivesValue must

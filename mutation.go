@@ -7,14 +7,15 @@ import "sync/atomic"
 var mutation atomic.Int32
 
 const (
-	mutNone           = iota
-	mutNoFileSync     // value files are not fsynced
-	mutNoDirSync      // the directory is not fsynced before the commit
-	mutNoManifestSync // the manifest commit is not synced
-	mutRemoveTooEarly // the replaced file is removed before the manifest commit
-	mutSplitBatch     // recovery rolls back part of a batch of buffered writes
-	mutAloneIgnored   // recovery ignores the undo records of durable Sets in flight
-	mutNoRevert       // a durable Set whose file's fsync failed keeps its new entry
+	mutNone              = iota
+	mutNoFileSync        // value files are not fsynced
+	mutNoDirSync         // the directory is not fsynced before the commit
+	mutDirSyncNotAwaited // a durable Set is acknowledged without waiting for the directory's fsync
+	mutNoManifestSync    // the manifest commit is not synced
+	mutRemoveTooEarly    // the replaced file is removed before the manifest commit
+	mutSplitBatch        // recovery rolls back part of a batch of buffered writes
+	mutAloneIgnored      // recovery ignores the undo records of durable Sets in flight
+	mutNoRevert          // a durable Set whose file's fsync failed keeps its new entry
 
 	// Seeded bugs of the hardening against hostile conditions, which
 	// their own tests must catch (seeded_test.go).
