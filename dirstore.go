@@ -54,6 +54,7 @@ type Store struct {
 
 	versions versionSource
 	dirSync  syncGroup
+	serial   bool // a durable Set syncs one thing at a time (commit_linux.go)
 	gc       collector
 
 	// closeMu is held for reading by every operation and for writing by
@@ -118,6 +119,7 @@ func (s *Store) open() error {
 		return s.openErr(err)
 	}
 	s.files = files
+	s.serial = s.opts.serialSyncs || vfs.Root(fsys) == vfs.Default && serialSyncs(s.dir)
 	if s.opts.EntryCache > 0 {
 		s.hot, _ = lru.New[string, manifest.Entry](s.opts.EntryCache)
 	}

@@ -133,3 +133,13 @@ func (s *Store) AccessRecords() []string {
 // Reserved returns the bytes of the budget that writes in progress hold
 // (0 when none runs).
 func (s *Store) Reserved() int64 { return s.used.Load() - s.bytes.Load() }
+
+// SerialSyncs makes a store opened with o sync one thing at a time, as it
+// does on btrfs.
+func SerialSyncs(o *Options) *Options {
+	o.serialSyncs = true
+	return o
+}
+
+// Serial reports whether s syncs one thing at a time.
+func (s *Store) Serial() bool { return s.serial }

@@ -119,6 +119,11 @@ type Options struct {
 	// Records carry the attributes dir, and key, file and size where they
 	// apply. Default nil: nothing is logged.
 	Logger *slog.Logger
+
+	// serialSyncs makes a durable Set sync one thing at a time, as it
+	// does on btrfs wherever the store is (tests set it, to crash that
+	// order too).
+	serialSyncs bool
 }
 
 // withDefaults returns a copy of o (nil allowed) with every default filled in,

@@ -254,6 +254,7 @@ type crashConfig struct {
 	early    bool // removals and renames reach the disk at once
 	torn     bool // about half the surviving unsynced ranges come back as garbage
 	bounded  bool // Options.MaxBytes is a quarter of what the keys could take: Sets evict
+	serial   bool // a durable Set syncs one thing at a time, as on btrfs
 }
 
 func TestCrash(t *testing.T) {
@@ -267,10 +268,14 @@ func TestCrash(t *testing.T) {
 			crashConfig{nosync: nosync, unsynced: 100, torn: true},
 			crashConfig{nosync: nosync, unsynced: 50, bounded: true})
 	}
+	configs = append(configs, crashConfig{unsynced: 50, serial: true})
 	for _, c := range configs {
 		name := fmt.Sprintf("nosync=%v,unsynced=%d%%,early=%v,torn=%v", c.nosync, c.unsynced, c.early, c.torn)
 		if c.bounded {
 			name += ",bounded"
+		}
+		if c.serial {
+			name += ",serial"
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -295,13 +300,28 @@ func TestCrash(t *testing.T) {
 // store must not have, and checks that the crash tests catch each: a suite
 // that passes them is not testing durability.
 func TestCrashCatchesMutations(t *testing.T) {
+	type mutCase struct {
+		name   string
+		m      int32
+		serial bool
+	}
+	var cases []mutCase
 	for name, m := range dirstore.Mutations {
+		cases = append(cases, mutCase{name, m, false})
+	}
+	// The syncs a durable Set makes one at a time (as on btrfs) must be
+	// made too.
+	for _, name := range []string{"no file fsync", "no directory fsync"} {
+		cases = append(cases, mutCase{name + ", serial", dirstore.Mutations[name], true})
+	}
+	for _, mc := range cases {
+		name, m := mc.name, mc.m
 		t.Run(name, func(t *testing.T) {
 			restore := dirstore.SetMutation(m)
 			defer restore()
 			// Removal too early shows only where removals reach the disk
 			// before the directory is synced.
-			c := crashConfig{unsynced: 0, early: m == dirstore.Mutations["old file removed too early"]}
+			c := crashConfig{unsynced: 0, early: m == dirstore.Mutations["old file removed too early"], serial: mc.serial}
 			nops := 60
 			if m == dirstore.Mutations["batch rolled back in part"] {
 				// Only NoSync buffers writes; some files of a batch must
@@ -374,6 +394,9 @@ func runCrash(t *testing.T, seed uint64, c crashConfig, nops, nkeys, maxValue in
 	// buffer takes values up to half the largest and fills up often, so
 	// that NoSync writes go through it, around it, and wait for it.
 	opts := &dirstore.Options{FS: fsys, NoSync: c.nosync, CheckpointInterval: time.Millisecond, WriteBuffer: int64(8 * maxValue)}
+	if c.serial {
+		dirstore.SerialSyncs(opts)
+	}
 	// A bounded store evicts inside the workload: the model drops what
 	// OnEvict reports.
 	var maxBytes int64
