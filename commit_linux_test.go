@@ -3,7 +3,6 @@ package dirstore_test
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -13,14 +12,7 @@ import (
 // mountBtrfs makes a btrfs image of size bytes, mounts it through a loop
 // device and returns the mounted directory.
 func mountBtrfs(t testing.TB, size int64) string {
-	needRoot(t)
-	img := filepath.Join(t.TempDir(), "fs.img")
-	if err := os.WriteFile(img, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(img, size); err != nil {
-		t.Fatal(err)
-	}
+	img := imageFile(t, size)
 	run(t, "mkfs.btrfs", "-q", "-f", img)
 	dir := t.TempDir()
 	run(t, "mount", "-o", "loop", img, dir)

@@ -41,6 +41,20 @@ func mountTmpfs(t testing.TB, size int64) string {
 	return dir
 }
 
+// imageFile makes an empty (sparse) file of size bytes for a file system
+// image, removed with the test.
+func imageFile(t testing.TB, size int64) string {
+	needRoot(t)
+	img := filepath.Join(t.TempDir(), "fs.img")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, size); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
 // mountExt4 makes an ext4 image of size bytes (with a journal), attaches it
 // to a loop device and mounts it; it returns the mounted directory.
 func mountExt4(t testing.TB, size int64) string {
@@ -51,14 +65,7 @@ func mountExt4(t testing.TB, size int64) string {
 // mountExt4Dev is mountExt4 with mount options (for mount -o), and returns
 // the loop device too.
 func mountExt4Dev(t testing.TB, size int64, opts ...string) (dir, dev string) {
-	needRoot(t)
-	img := filepath.Join(t.TempDir(), "fs.img")
-	if err := os.WriteFile(img, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(img, size); err != nil {
-		t.Fatal(err)
-	}
+	img := imageFile(t, size)
 	run(t, "mkfs.ext4", "-q", "-F", "-m", "0", img)
 	dev = run(t, "losetup", "-f", "--show", img)
 	t.Cleanup(func() { run(t, "losetup", "-d", dev) })

@@ -495,8 +495,14 @@ func (d *DB) entries(lower, upper []byte) iter.Seq2[KeyEntry, error] {
 // iteration stops at the first error.
 func (d *DB) Keys(prefix string) iter.Seq2[string, error] {
 	lower := entryKey(prefix)
+	return d.keysIn(lower, upperBound(lower))
+}
+
+// keysIn yields the keys of the records in [lower, upper), without their
+// one-byte prefix, in order.
+func (d *DB) keysIn(lower, upper []byte) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
-		it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upperBound(lower)})
+		it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 		if err != nil {
 			yield("", d.readErr(err))
 			return

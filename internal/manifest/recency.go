@@ -129,20 +129,5 @@ func (b *Batch) Unpin(key string) { _ = b.b.Delete(pinKey(key), nil) }
 
 // Pins yields the pinned keys in order.
 func (d *DB) Pins() iter.Seq2[string, error] {
-	return func(yield func(string, error) bool) {
-		it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixPin}, UpperBound: []byte{prefixPin + 1}})
-		if err != nil {
-			yield("", d.readErr(err))
-			return
-		}
-		defer it.Close()
-		for ok := it.First(); ok; ok = it.Next() {
-			if !yield(string(it.Key()[1:]), nil) {
-				return
-			}
-		}
-		if err := it.Error(); err != nil {
-			yield("", d.readErr(err))
-		}
-	}
+	return d.keysIn([]byte{prefixPin}, []byte{prefixPin + 1})
 }
