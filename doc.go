@@ -30,7 +30,10 @@
 // not update its file's access time (O_NOATIME, where the kernel allows it:
 // files the reading user owns): on a relatime mount that saves a metadata
 // update of the first read after each write. A bounded store keeps its own
-// record of use in the manifest.
+// record of use in the manifest. What a store holds in memory is bounded by
+// options, whatever its number of keys: Options.EntryCache entries in the
+// Go heap, and the manifest's blocks (Options.ManifestCache) and memtables
+// (two of up to 4 MiB) outside it where cgo is enabled.
 //
 // # Durability
 //
