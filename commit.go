@@ -57,22 +57,29 @@ func (g *syncGroup) sync(fn func() error) error {
 // its undo record and rolls that key back alone (rollbackAlone), and the
 // file it rolls back to is still there, since a superseded file is
 // discarded only after the Set that superseded it is acknowledged. Where
-// concurrent syncs cost more than serial ones (s.serial: btrfs), the file
-// is made durable first and the entry committed after.
+// overlapping syncs cost more than serial ones (s.serial: btrfs), a durable
+// Set that finds no other in flight makes its file durable first and
+// commits the entry after; with others in flight the overlap pays there
+// too (8 goroutines on btrfs: 11% more Sets than all serial).
 func (s *Store) installDurable(op, key, name string, e manifest.Entry, res *int64) error {
+	serial := false
 	if s.serial {
+		serial = s.durableSets.Add(1) == 1
+		defer s.durableSets.Add(-1)
+	}
+	if serial {
 		// One sync after another (commit_linux.go says where): the
 		// entry is committed only once its file is durable.
-		if err := s.makeDurable(name); err != nil {
+		if err := s.makeDurable(name, true); err != nil {
 			s.drop(name)
 			return keyErr(op, key, s.fail(err))
 		}
 	}
 	durable := make(chan error, 1)
-	if s.serial {
+	if serial {
 		durable <- nil
 	} else {
-		go func() { durable <- s.makeDurable(name) }()
+		go func() { durable <- s.makeDurable(name, false) }()
 	}
 	old, had, seq, err := s.commitEntry(key, &e, res, true)
 	ferr := <-durable
@@ -178,10 +185,10 @@ func (s *Store) superseded(key, name string) bool {
 // and the file system batches concurrent syncs into fewer journal commits
 // than two in a row (on ext4 with a journal and XFS, 8 writers: 6-15% more
 // durable Sets than the file's fsync, then the directory's). Both are done
-// before it returns. With s.serial, the file's fsync comes first, then the
+// before it returns. With serial, the file's fsync comes first, then the
 // directory's.
-func (s *Store) makeDurable(name string) error {
-	if s.serial {
+func (s *Store) makeDurable(name string, serial bool) error {
+	if serial {
 		if !mutated(mutNoFileSync) {
 			if err := s.files.SyncFiles([]string{name}); err != nil {
 				return err

@@ -54,8 +54,12 @@ type Store struct {
 
 	versions versionSource
 	dirSync  syncGroup
-	serial   bool // a durable Set syncs one thing at a time (commit_linux.go)
 	gc       collector
+
+	// serial: a durable Set alone in flight syncs one thing at a time
+	// (commit_linux.go says where); durableSets counts those in flight.
+	serial      bool
+	durableSets atomic.Int32
 
 	// closeMu is held for reading by every operation and for writing by
 	// Close, so Close waits for operations in flight.
