@@ -42,8 +42,8 @@
 // it durable (the file's fsync and the directory's) while, at the same
 // time, the manifest commits the new entry with sync, together with an undo
 // record; it returns once all are done (on btrfs, where overlapping fsyncs
-// cost several times more, the three run one after another, the commit
-// last), and only then is the replaced file
+// cost several times more, a Set with no other in flight runs the three
+// one after another, the commit last), and only then is the replaced file
 // retired, in the background: removed, or kept to be written over by a later
 // Set (never while a mapped View or a Store.Open stream still reads it: such
 // a file stays in place, under its name, until the reader is done). A
