@@ -49,8 +49,9 @@ func (g *syncGroup) sync(fn func() error) error {
 }
 
 // installDurable is install in sync mode, at the cost of the minimal
-// protocol: the value's file is made durable (its fsync, then the
-// directory's, shared with concurrent writers) while the manifest commits
+// protocol: the value's file is made durable (its fsync and the
+// directory's, at once; the directory's shared with concurrent writers)
+// while the manifest commits
 // the new entry, with sync, together with an undo record marked Alone. The
 // Set is acknowledged once both are done. A crash in between may leave an
 // entry whose file did not reach the disk; the next Open finds it through
@@ -67,6 +68,7 @@ func (s *Store) installDurable(op, key, name string, e manifest.Entry, res *int6
 		serial = s.durableSets.Add(1) == 1
 		defer s.durableSets.Add(-1)
 	}
+	durable := make(chan error, 1)
 	if serial {
 		// One sync after another (commit_linux.go says where): the
 		// entry is committed only once its file is durable.
@@ -74,9 +76,6 @@ func (s *Store) installDurable(op, key, name string, e manifest.Entry, res *int6
 			s.drop(name)
 			return keyErr(op, key, s.fail(err))
 		}
-	}
-	durable := make(chan error, 1)
-	if serial {
 		durable <- nil
 	} else {
 		go func() { durable <- s.makeDurable(name, false) }()
@@ -188,29 +187,27 @@ func (s *Store) superseded(key, name string) bool {
 // before it returns. With serial, the file's fsync comes first, then the
 // directory's.
 func (s *Store) makeDurable(name string, serial bool) error {
-	if serial {
-		if !mutated(mutNoFileSync) {
-			if err := s.files.SyncFiles([]string{name}); err != nil {
-				return err
-			}
+	syncFile := func() error {
+		if mutated(mutNoFileSync) {
+			return nil
 		}
+		return s.files.SyncFiles([]string{name})
+	}
+	syncDir := func() error {
 		if mutated(mutNoDirSync) {
 			return nil
 		}
 		return s.dirSync.sync(s.files.SyncDir)
 	}
-	dir := make(chan error, 1)
-	go func() {
-		if mutated(mutNoDirSync) {
-			dir <- nil
-			return
+	if serial {
+		if err := syncFile(); err != nil {
+			return err
 		}
-		dir <- s.dirSync.sync(s.files.SyncDir)
-	}()
-	var err error
-	if !mutated(mutNoFileSync) {
-		err = s.files.SyncFiles([]string{name})
+		return syncDir()
 	}
+	dir := make(chan error, 1)
+	go func() { dir <- syncDir() }()
+	err := syncFile()
 	if mutated(mutDirSyncNotAwaited) {
 		return err
 	}
