@@ -120,9 +120,9 @@ type Options struct {
 	// apply. Default nil: nothing is logged.
 	Logger *slog.Logger
 
-	// serialSyncs makes a durable Set sync one thing at a time, as it
-	// does on btrfs wherever the store is (tests set it, to crash that
-	// order too).
+	// serialSyncs makes a durable Set alone in flight sync one thing at a
+	// time, as on btrfs, wherever the store is (tests set it, to crash
+	// that order too).
 	serialSyncs bool
 }
 
