@@ -99,11 +99,29 @@ func (c fullDiskCase) String() string {
 	return fmt.Sprintf("%s,nosync=%v,buffer=%d,key=%d", c.fs, c.nosync, c.buffer, c.keyLen)
 }
 
-func (c fullDiskCase) mount(t testing.TB) string {
+// mount mounts the case's small file system; grow doubles its size, as
+// an administrator gives a full disk more room, with no store open on it.
+func (c fullDiskCase) mount(t testing.TB) (dir string, grow func()) {
 	if c.fs == "ext4" {
-		return mountExt4(t, 16<<20)
+		const size = 16 << 20
+		dir, dev := mountExt4Dev(t, size)
+		return dir, func() {
+			// Offline (the store is closed): the small image has no
+			// room reserved for growing online.
+			run(t, "umount", dir)
+			img := run(t, "losetup", "--list", "--noheadings", "--output", "BACK-FILE", dev)
+			if err := os.Truncate(img, 2*size); err != nil {
+				t.Fatal(err)
+			}
+			run(t, "losetup", "--set-capacity", dev)
+			run(t, "e2fsck", "-f", "-p", dev)
+			run(t, "resize2fs", dev)
+			run(t, "mount", dev, dir)
+		}
 	}
-	return mountTmpfs(t, 8<<20)
+	const size = 8 << 20
+	dir = mountTmpfs(t, size)
+	return dir, func() { run(t, "mount", "-o", fmt.Sprintf("remount,size=%d", 2*size), dir) }
 }
 
 func fullDiskCases() []fullDiskCase {
@@ -137,7 +155,7 @@ func TestFullDisk(t *testing.T) {
 }
 
 func fullDiskRun(t testing.TB, c fullDiskCase) {
-	root := c.mount(t)
+	root, grow := c.mount(t)
 	dir := filepath.Join(root, "s")
 	opts := &dirstore.Options{NoSync: c.nosync, WriteBuffer: c.buffer, CheckpointInterval: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil))}
 	s, err := dirstore.Open(dir, opts)
@@ -282,7 +300,14 @@ func fullDiskRun(t testing.TB, c fullDiskCase) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close after Deletes: %v", err)
 	}
-	// With space back, the store takes writes again.
+	// With space back, the store takes writes again. Deleting half of
+	// the keys gives back what their values took; with long keys (and
+	// 64-byte values) the Deletes' own records in the manifest take about
+	// as much again, so the disk is still full: there the space comes
+	// back as an administrator brings it, by growing the file system.
+	if c.keyLen > 8 {
+		grow()
+	}
 	s, err = dirstore.Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
