@@ -27,7 +27,8 @@ import (
 // Once the reserve is released, writes that add values are refused with
 // ENOSPC (they would eat the space the bookkeeping needs) until there is
 // room to make the reserve again: each such write first checks the free
-// space, and re-makes the reserve when its size plus a quarter of its base is free.
+// space, and re-makes the reserve when its size plus a quarter of its base
+// is free.
 //
 // CockroachDB sizes its ballast at 1% of the disk, capped at 1 GiB, because
 // it must leave room for a whole node to start. A store needs room for what
@@ -41,10 +42,11 @@ import (
 // with the manifest, which holds every key: with keys as long as a block,
 // a Delete's tombstone takes as much room as the file it frees. So the
 // reserve is the base plus the size of the manifest's live data, up to
-// reserveShareMax (what pebble's larger compactions rewrite). It grows as the manifest does: every reserveStep
-// bytes of keys written, a write that adds a value looks at the manifest's
-// size and extends the reserve, if twice the growth is free; if it is not,
-// the disk is full, and the write is refused with ENOSPC, the store intact.
+// reserveShareMax (what pebble's larger compactions rewrite). It grows as
+// the manifest does: every reserveStep bytes of keys written, a write that
+// adds a value looks at the manifest's size and extends the reserve, if
+// twice the growth is free; if it is not, the disk is full, and the write
+// is refused with ENOSPC, the store intact.
 type reserve struct {
 	fsys vfs.FS
 	path string
@@ -177,16 +179,9 @@ func (r *reserve) make() bool {
 	if !r.on() {
 		return true
 	}
-	// The manifest's size is looked at before r.mu is taken: pebble
-	// holds its own lock while it writes, and a write that meets ENOSPC
-	// takes r.mu to release the reserve.
-	var usage int64
-	if u := r.usage.Load(); u != nil && !mutated(mutReserveFixed) {
-		usage = min((*u)(), reserveShareMax)
-	}
+	want := r.want()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	want := r.base + usage
 	if r.held && r.size >= want {
 		return true
 	}
@@ -236,16 +231,25 @@ func (r *reserve) make() bool {
 	return err == nil
 }
 
+// want returns the size the reserve should have: its base and the
+// manifest's share. Callers look before taking r.mu: pebble holds its own
+// lock while it writes, and a write that meets ENOSPC takes r.mu to
+// release the reserve.
+func (r *reserve) want() int64 {
+	want := r.base
+	if u := r.usage.Load(); u != nil && !mutated(mutReserveFixed) {
+		want += min((*u)(), reserveShareMax)
+	}
+	return want
+}
+
 // fit makes the reserve, at Open: one that the manifest has shrunk to less
 // than half of is made again at its new size.
 func (r *reserve) fit() {
 	if !r.on() {
 		return
 	}
-	want := r.base // (the manifest is looked at before r.mu is taken: see make)
-	if u := r.usage.Load(); u != nil {
-		want += min((*u)(), reserveShareMax)
-	}
+	want := r.want()
 	r.mu.Lock()
 	if r.held && r.size > 2*want {
 		if r.fsys.Remove(r.path) == nil {
@@ -263,12 +267,15 @@ func (r *reserve) admit(keyLen int) error {
 	if !r.on() {
 		return nil
 	}
-	if r.written.Add(int64(keyLen)) >= reserveStep {
+	grow := r.written.Add(int64(keyLen)) >= reserveStep
+	if grow {
 		r.written.Store(0)
-		r.make()
 	}
-	if !r.wanting.Load() || r.make() {
-		return nil
+	if !grow && !r.wanting.Load() {
+		return nil // held at its size: nothing to look at
+	}
+	if r.make() || !r.wanting.Load() {
+		return nil // made or grown, or not made for a reason other than room
 	}
 	return fmt.Errorf("the disk is full and the store's emergency reserve is in use or cannot grow (delete keys or free space): %w", syscall.ENOSPC)
 }
