@@ -133,7 +133,11 @@
 //
 // What a full disk can cost: with keys as long as a block, the manifest
 // and its reserve take more room than the values (on an 8 MiB file system,
-// 100-300 keys of 4 KiB). If the reserve is off, or was not made (there was
+// 100-300 keys of 4 KiB), and Deletes of such keys free little until the
+// manifest compacts them away: each records a tombstone as long as its key,
+// about what a small value's file gives back, so the store may keep
+// refusing new values until space comes from elsewhere. If the reserve is
+// off, or was not made (there was
 // never room for it), or the manifest needs more than it holds (a
 // manifest over 64 MiB rewriting more than that at once), a manifest write
 // fails as above (ErrFailed): then the store keeps the operations
