@@ -32,8 +32,9 @@
 // update of the first read after each write. A bounded store keeps its own
 // record of use in the manifest. What a store holds in memory is bounded by
 // options, whatever its number of keys: Options.EntryCache entries in the
-// Go heap, and the manifest's blocks (Options.ManifestCache) and memtables
-// (two of up to 4 MiB) outside it where cgo is enabled.
+// Go heap, and the manifest's blocks (Options.ManifestCache, taken as they
+// are read, so no more than the manifest's size) and memtables (two of up
+// to 4 MiB) outside it where cgo is enabled.
 //
 // # Durability
 //

@@ -50,10 +50,14 @@ type Options struct {
 	// block cache) are kept in memory, besides its memtables (two of up to
 	// 4 MiB, which share the cache while they are smaller): a Get of a key
 	// that is not in the entry cache finds its entry there, or else reads
-	// and decompresses a block of the manifest. The memory is taken as
-	// blocks are read, outside the Go heap where cgo is enabled. Raise it
-	// where Gets spread over far more keys than the entry cache holds (the
-	// README gives the figures at a million keys). Default 8 MiB.
+	// and decompresses a block of the manifest. The memory is taken only
+	// as blocks are read, outside the Go heap where cgo is enabled, so a
+	// store holds at most about its manifest's size (some 35 bytes a key:
+	// 35 MB at a million keys, 3.5 MB at 100,000). The default, 64 MiB,
+	// holds the whole manifest up to about 1.8 million keys, so that Gets
+	// spread over far more keys than the entry cache holds do not read the
+	// manifest's files (the README gives the figures at a million keys);
+	// lower it to bound the memory of a large store read at random.
 	ManifestCache int64
 
 	// CheckpointInterval bounds how long, with NoSync, written values wait
@@ -146,7 +150,7 @@ func (o *Options) withDefaults() (Options, error) {
 		c.EntryCache = 8192
 	}
 	if c.ManifestCache == 0 {
-		c.ManifestCache = 8 << 20
+		c.ManifestCache = 64 << 20
 	}
 	if c.WriteBuffer == 0 {
 		c.WriteBuffer = 4 << 20
