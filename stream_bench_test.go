@@ -436,8 +436,9 @@ func interleaved(b *testing.B, block int, names []string, run func(name string, 
 // BenchmarkStreamMissFloor measures a 4 KiB store-on-miss ReadAt (a Cache
 // from NewCache, immutable and mutable Streams) against its floor, a pread
 // plus one copy of the result into an 8 MiB ring of buffers with no
-// bookkeeping (floor), and against a plain pread, interleaved in blocks of
-// 64 reads. Every read is of a range read last 16,384 reads earlier, long
+// bookkeeping (floor), against that floor with the fstat a mutable Stream
+// makes per read (statfloor), and against a plain pread, interleaved in
+// blocks of 64 reads. Every read is of a range read last 16,384 reads earlier, long
 // evicted from the 8 MiB cache, of a 64 MiB file in the page cache.
 func BenchmarkStreamMissFloor(b *testing.B) {
 	const size, n = 64 << 20, benchBlock
@@ -456,10 +457,13 @@ func BenchmarkStreamMissFloor(b *testing.B) {
 	mutable := openStream(b, path, os.O_RDONLY, &dirstore.StreamOptions{Cache: dirstore.NewCache(8 << 20)})
 	p := make([]byte, n)
 	const blocks = size / n
-	// Each contender reads its own quarter of the blocks in turn, so that
+	// Each contender reads its own fifth of the blocks in turn, so that
 	// none finds the pages another has just brought into the CPU's caches.
-	names := []string{"floor", "pread", "immutable", "mutable"}
-	offset := func(c, i int) int64 { return int64((c*blocks/4+i)%blocks) * n }
+	// statfloor is the floor of a mutable Stream: it must also fstat the
+	// file at every read, to see a change made by another process.
+	names := []string{"floor", "pread", "immutable", "mutable", "statfloor"}
+	offset := func(c, i int) int64 { return int64((c*blocks/5+i)%blocks) * n }
+	var st unix.Stat_t
 	interleaved(b, 64, names, func(name string, i int) {
 		switch name {
 		case "floor":
@@ -479,6 +483,14 @@ func BenchmarkStreamMissFloor(b *testing.B) {
 			if _, err := mutable.ReadAt(p, offset(3, i)); err != nil {
 				b.Fatal(err)
 			}
+		case "statfloor":
+			if err := unix.Fstat(fd, &st); err != nil {
+				b.Fatal(err)
+			}
+			if m, err := unix.Pread(fd, p, offset(4, i)); m != n || err != nil {
+				b.Fatal(m, err)
+			}
+			copy(ring[i%len(ring)], p)
 		}
 	})
 }
