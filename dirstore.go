@@ -40,6 +40,7 @@ type Store struct {
 	// hot caches recent manifest entries. It is only changed with the key's
 	// stripe locked, so it never holds an entry older than the manifest's.
 	hot     *lru.Cache[string, manifest.Entry]
+	ghosts  *entryGhosts // keys read once, not yet in hot (entrycache.go)
 	stripes [256]sync.Mutex
 
 	count atomic.Int64 // keys
@@ -126,6 +127,7 @@ func (s *Store) open() error {
 	s.serial = s.opts.serialSyncs || vfs.Root(fsys) == vfs.Default && serialSyncs(s.dir)
 	if s.opts.EntryCache > 0 {
 		s.hot, _ = lru.New[string, manifest.Entry](s.opts.EntryCache)
+		s.ghosts = newEntryGhosts(s.opts.EntryCache)
 	}
 
 	if !s.opts.ReadOnly {
@@ -437,7 +439,7 @@ func (s *Store) lookupLocked(key string) (manifest.Entry, bool, error) {
 		}
 	}
 	e, ok, err := s.man.Get(key)
-	if err == nil && ok && s.hot != nil && len(key) <= maxCachedKey {
+	if err == nil && ok && s.hot != nil && len(key) <= maxCachedKey && s.ghosts.seen(key) {
 		s.hot.Add(key, e)
 	}
 	return e, ok, err

@@ -143,3 +143,11 @@ func SerialSyncs(o *Options) *Options {
 
 // Serial reports whether s syncs one thing at a time.
 func (s *Store) Serial() bool { return s.serial }
+
+// EntryCacheLen returns the number of entries in s's entry cache.
+func EntryCacheLen(s *Store) int {
+	if s.hot == nil {
+		return 0
+	}
+	return s.hot.Len()
+}

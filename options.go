@@ -42,8 +42,12 @@ type Options struct {
 	DirMode fs.FileMode
 
 	// EntryCache is how many recently used manifest entries are kept in
-	// memory, so that a Get of a hot key need not ask the manifest. Keys
-	// longer than 256 bytes are not cached. Default 8192; -1 disables it.
+	// memory, so that a Get of a hot key need not ask the manifest. A key
+	// is cached when it is written, or read a second time while its first
+	// read is remembered (among about as many other keys read as the cache
+	// holds), so that reads spread over many more keys do not churn it.
+	// Keys longer than 256 bytes are not cached. Default 8192; -1 disables
+	// it.
 	EntryCache int
 
 	// ManifestCache is how many bytes of the manifest's blocks (pebble's
