@@ -68,6 +68,10 @@ import (
 type MemFile struct {
 	name string
 
+	// seq lets reads of a block on the Go heap run without mu
+	// (memfile_seq.go); every change of data runs under lockWrite.
+	seq memSeq
+
 	mu struct {
 		sync.RWMutex
 		// data holds the bytes: len(data) is the size. On the heap the
@@ -271,8 +275,8 @@ func (m *MemFile) Stat() (fs.FileInfo, error) {
 // error matching [fs.ErrClosed]; files returned by File stay valid and keep
 // the bytes.
 func (m *MemFile) Close() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.lockWrite()
+	defer m.unlockWrite()
 	if m.mu.closed {
 		return m.pathError("close", fs.ErrClosed)
 	}
@@ -312,17 +316,43 @@ func (m *MemFile) Close() error {
 // Call Size after shrinking the file from outside to make the MemFile see it
 // at once.
 func (m *MemFile) File() (*os.File, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.lockWrite()
+	defer m.unlockWrite()
 	if m.mu.closed {
 		return nil, m.pathError("memfd_create", fs.ErrClosed)
 	}
 	return m.fileLocked()
 }
 
+// lockWrite takes the lock for a change of the block, which readers
+// without the lock see coming (memfile_seq.go).
+func (m *MemFile) lockWrite() {
+	m.mu.Lock()
+	m.seq.begin()
+}
+
+// unlockWrite publishes the block to readers without the lock, if it is on
+// the Go heap, and releases the lock.
+func (m *MemFile) unlockWrite() {
+	m.seq.end(m.mu.data, m.mu.mapped == nil && m.mu.anon == nil && !m.mu.closed)
+	m.mu.Unlock()
+}
+
 func (m *MemFile) readAt(op string, p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, m.pathError(op, errMemNegativeOffset)
+	}
+	if memSeqReads {
+		// Lock-free, for a block on the Go heap (memSeq.read, written out
+		// here to save a call on the shortest reads).
+		v := m.seq.n.Load()
+		base, size := m.seq.base.Load(), m.seq.size.Load()
+		if v&1 == 0 && base != nil && m.seq.n.Load() == v {
+			n, err := memReadData(unsafe.Slice(base, size), p, off)
+			if m.seq.n.Load() == v || mutated(mutMemSeqUnchecked) {
+				return n, err
+			}
+		}
 	}
 	m.mu.RLock()
 	if m.mu.mapped != nil || m.mu.closed {
@@ -365,8 +395,8 @@ func (m *MemFile) writeAt(op string, p []byte, off int64) (int, error) {
 	if int64(len(p)) > memMaxSize-off {
 		return 0, m.pathError(op, errMemTooLarge)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.lockWrite()
+	defer m.unlockWrite()
 	if m.mu.closed {
 		return 0, m.pathError(op, fs.ErrClosed)
 	}
@@ -382,8 +412,8 @@ func (m *MemFile) writeAt(op string, p []byte, off int64) (int, error) {
 
 // appendWrite writes p at the end of m and returns the new end.
 func (m *MemFile) appendWrite(op string, p []byte) (int, int64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.lockWrite()
+	defer m.unlockWrite()
 	if m.mu.closed {
 		return 0, 0, m.pathError(op, fs.ErrClosed)
 	}
@@ -484,8 +514,8 @@ func (m *MemFile) truncate(op string, size int64) error {
 	if size < 0 {
 		return m.pathError(op, errMemNegativeSize)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.lockWrite()
+	defer m.unlockWrite()
 	if m.mu.closed {
 		return m.pathError(op, fs.ErrClosed)
 	}

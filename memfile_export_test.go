@@ -15,3 +15,7 @@ var MemAnonMin = int(min(memAnonMin, 4<<20))
 // MutMemStaleTail is the seeded bug: growth into a new mapping keeps the
 // bytes a Truncate left past the end.
 const MutMemStaleTail = mutMemStaleTail
+
+// MutMemSeqUnchecked is the seeded bug TestMemFileStress must catch without
+// the race detector: a lock-free read returns a copy that a write tore.
+const MutMemSeqUnchecked = mutMemSeqUnchecked

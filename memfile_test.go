@@ -1678,3 +1678,53 @@ func TestMemFileFileAfterMappedGrowth(t *testing.T) {
 	}
 	memReadAtIs(t, h, 3, int64(len(want)), "fd", io.EOF)
 }
+
+// The lock-free reads of a block on the Go heap keep each ReadAt atomic:
+// with the seeded bug that skips their final check of the sequence count,
+// the stress test's readers see torn slots or records. The race detector
+// turns lock-free reads off, so this runs in builds without it (.ci/run
+// runs the MemFile tests once that way).
+func TestMemFileSeqCatchesTornReads(t *testing.T) {
+	if underRace {
+		t.Skip("lock-free reads are off under -race; .ci/run runs this test without it")
+	}
+	defer dirstore.SetMutation(dirstore.MutMemSeqUnchecked)()
+	const slots, slotSize = 4, 4096
+	m := dirstore.NewMemFile("torn")
+	memMust[int](t)(m.WriteAt(make([]byte, slots*slotSize), 0))
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for w := range slots {
+		wg.Go(func() {
+			slot := make([]byte, slotSize)
+			for i := 0; !stop.Load(); i++ {
+				for j := range slot {
+					slot[j] = byte(i)
+				}
+				if _, err := m.WriteAt(slot, int64(w*slotSize)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	buf := make([]byte, slots*slotSize)
+	torn := ""
+	deadline := time.Now().Add(10 * time.Second)
+	for torn == "" && time.Now().Before(deadline) {
+		if _, err := m.ReadAt(buf, 0); err != nil {
+			t.Fatal(err)
+		}
+		for s := range slots {
+			if slot := buf[s*slotSize : (s+1)*slotSize]; bytes.Count(slot, slot[:1]) != slotSize {
+				torn = fmt.Sprintf("slot %d torn", s)
+			}
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	if torn == "" {
+		t.Fatal("10 s of reads racing with writes saw no torn slot with the sequence check off")
+	}
+	t.Log("caught:", torn)
+}
