@@ -26,8 +26,10 @@ import (
 //
 // A MemFile and all its handles may be used from many goroutines at once.
 // Clients of ReadAt can execute parallel ReadAt calls on the same MemFile (or
-// on any of its handles), and these run in parallel: readers share a lock and
-// copy at memory speed. WriteAt, Truncate and every write through a handle are
+// on any of its handles), and these run in parallel: readers of a block on
+// the Go heap take no lock (they copy, and copy again under a shared lock
+// in the rare case a write overlapped), those of a mapping share a lock,
+// and all copy at memory speed. WriteAt, Truncate and every write through a handle are
 // atomic with respect to each other and to reads: a read sees all of a write
 // or none of it. Writes to disjoint ranges from different goroutines do not
 // interfere.
