@@ -62,8 +62,6 @@ package rangecache
 import (
 	"math"
 	"sync"
-
-	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // Snapshot is what one fstat says about a file's content: size and
@@ -87,9 +85,13 @@ type entry struct {
 	data       []byte // a large entry's is never modified once stored
 	rec        *fileRec
 	prev, next *entry // in rec's list
-	slot       int    // index in rec.buckets[key.off>>bucketShift]
-	readers    int    // lookups copying a large entry's data outside the lock
-	gone       bool   // removed while it had readers: the last one recycles
+	// newer and older link the cache's entries in order of use (lru.go):
+	// kept in the entries themselves, a miss that evicts one and adds
+	// another allocates nothing and touches no other node.
+	newer, older *entry
+	slot         int  // index in rec.buckets[key.off>>bucketShift]
+	readers      int  // lookups copying a large entry's data outside the lock
+	gone         bool // removed while it had readers: the last one recycles
 }
 
 // eof reports whether the file ended inside the entry's range when it was
@@ -156,7 +158,7 @@ type Cache struct {
 	admit Admission
 
 	mu    sync.Mutex
-	lru   *simplelru.LRU[key, *entry]
+	lru   lruList
 	files map[*Ident]*fileRec
 	bytes int64
 	stats Stats
@@ -172,11 +174,7 @@ type Cache struct {
 // New returns a Cache that holds at most maxBytes bytes of data and admits
 // misses as a says.
 func New(maxBytes int64, a Admission) *Cache {
-	l, err := simplelru.NewLRU[key, *entry](math.MaxInt, nil)
-	if err != nil {
-		panic(err) // only for a size <= 0
-	}
-	c := &Cache{max: max(maxBytes, 0), admit: a, lru: l, files: make(map[*Ident]*fileRec), free: make(map[int][][]byte)}
+	c := &Cache{max: max(maxBytes, 0), admit: a, lru: lruList{index: make(map[key]*entry)}, files: make(map[*Ident]*fileRec), free: make(map[int][][]byte)}
 	c.maxFree = int(max(minFree, min(c.max/8, math.MaxInt32)))
 	c.ghosts = newGhosts(c.max, int(min(max(c.max/ghostPer, minGhosts), maxGhosts)))
 	return c
@@ -460,7 +458,8 @@ func (c *Cache) storeLocked(r *fileRec, k key, data []byte) {
 
 // addLocked adds an entry for k to r, for a k that is most likely new (a
 // miss was just seen): it saves the lookup storeLocked makes, and copes
-// with a concurrent Put of the same k, rare, by a walk of r's list.
+// with a concurrent Put of the same k, rare, by removing the entry it
+// replaces.
 func (c *Cache) addLocked(r *fileRec, k key, data []byte) {
 	var e *entry
 	if n := len(c.spare); n > 0 {
@@ -478,15 +477,9 @@ func (c *Cache) addLocked(r *fileRec, k key, data []byte) {
 	}
 	r.count++
 	c.bytes += int64(len(data))
-	n := c.lru.Len()
-	if c.lru.Add(k, e); c.lru.Len() == n {
-		// k was there: Add replaced its entry, which must go too.
-		for old := r.head; old != nil; old = old.next {
-			if old != e && old.key == k {
-				c.removeLocked(old, false)
-				break
-			}
-		}
+	if old := c.lru.Add(e); old != nil {
+		// k was there (a concurrent Put): its entry goes.
+		c.removeLocked(old, false)
 	}
 }
 
@@ -602,8 +595,8 @@ func (c *Cache) evictLocked() {
 // evictOldestLocked evicts the least recently used entry, which leaves a
 // ghost. It reports false if there was none.
 func (c *Cache) evictOldestLocked() bool {
-	_, e, ok := c.lru.RemoveOldest()
-	if !ok {
+	e := c.lru.RemoveOldest()
+	if e == nil {
 		return false
 	}
 	c.removeLocked(e, false)
