@@ -29,9 +29,9 @@ import (
 // on any of its handles), and these run in parallel: readers of a block on
 // the Go heap take no lock (they copy, and copy again under a shared lock
 // in the rare case a write overlapped), those of a mapping share a lock,
-// and all copy at memory speed. WriteAt, Truncate and every write through a handle are
-// atomic with respect to each other and to reads: a read sees all of a write
-// or none of it. Writes to disjoint ranges from different goroutines do not
+// and all copy at memory speed. WriteAt, Truncate and every write through a
+// handle are atomic with respect to each other and to reads: a read sees
+// all of a write or none of it. Writes to disjoint ranges from different goroutines do not
 // interfere.
 //
 // # Errors
@@ -345,8 +345,8 @@ func (m *MemFile) readAt(op string, p []byte, off int64) (int, error) {
 		return 0, m.pathError(op, errMemNegativeOffset)
 	}
 	if memSeqReads {
-		// Lock-free, for a block on the Go heap (memSeq.read, written out
-		// here to save a call on the shortest reads).
+		// Lock-free, for a block on the Go heap (see memSeq; written out
+		// here rather than in a method, to save a call on short reads).
 		v := m.seq.n.Load()
 		base, size := m.seq.base.Load(), m.seq.size.Load()
 		if v&1 == 0 && base != nil && m.seq.n.Load() == v {
