@@ -30,7 +30,9 @@ import (
 //   - the heap after Open against the 1,000-key store's;
 //   - the rate of listing every key;
 //   - Get of a key at random against os.ReadFile of a file of the same
-//     directory at random, in interleaved rounds.
+//     directory at random, and against a Get's two parts (the manifest's
+//     lookup, and the file's open, pread and close), in interleaved rounds,
+//     with the default ManifestCache and with 8 MiB.
 func scaleRun(w io.Writer, dir string, n, rounds int) error {
 	const window = 10_000
 	if n < 3*window {
