@@ -87,7 +87,7 @@ type entry struct {
 	prev, next *entry // in rec's list
 	// newer and older link the cache's entries in order of use (lru.go):
 	// kept in the entries themselves, a miss that evicts one and adds
-	// another allocates nothing and touches no other node.
+	// another allocates nothing and reaches no separate list node.
 	newer, older *entry
 	slot         int  // index in rec.buckets[key.off>>bucketShift]
 	readers      int  // lookups copying a large entry's data outside the lock
