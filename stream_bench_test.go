@@ -437,9 +437,13 @@ func interleaved(b *testing.B, block int, names []string, run func(name string, 
 // from NewCache, immutable and mutable Streams) against its floor, a pread
 // plus one copy of the result into an 8 MiB ring of buffers with no
 // bookkeeping (floor), against that floor with the fstat a mutable Stream
-// makes per read (statfloor), and against a plain pread, interleaved in
-// blocks of 64 reads. Every read is of a range read last 16,384 reads earlier, long
-// evicted from the 8 MiB cache, of a 64 MiB file in the page cache.
+// makes per read (statfloor), against the floor of the order the cache
+// reads in, a pread into the ring and a copy out of it (readfloor), and
+// against a plain pread, interleaved in blocks of 64 reads. Every read is of
+// a range read last 16,384 reads earlier, long evicted from the 8 MiB cache,
+// of a 64 MiB file in the page cache. Each floor has a ring of its own: two
+// sharing one would find its buffers warm every other turn, as the cache's
+// never are.
 func BenchmarkStreamMissFloor(b *testing.B) {
 	const size, n = 64 << 20, benchBlock
 	path := benchFile(b, size)
@@ -449,32 +453,37 @@ func BenchmarkStreamMissFloor(b *testing.B) {
 	}
 	defer f.Close()
 	fd := int(f.Fd())
-	ring := make([][]byte, (8<<20)/n)
-	for i := range ring {
-		ring[i] = make([]byte, n)
+	newRing := func() [][]byte {
+		r := make([][]byte, (8<<20)/n)
+		for i := range r {
+			r[i] = make([]byte, n)
+		}
+		return r
 	}
+	ring, statRing, readRing := newRing(), newRing(), newRing()
 	immutable := openStream(b, path, os.O_RDONLY, &dirstore.StreamOptions{Immutable: true, Cache: dirstore.NewCache(8 << 20)})
 	mutable := openStream(b, path, os.O_RDONLY, &dirstore.StreamOptions{Cache: dirstore.NewCache(8 << 20)})
 	p := make([]byte, n)
 	const blocks = size / n
-	// Each contender reads its own fifth of the blocks in turn, so that
+	// Each contender reads its own share of the blocks in turn, so that
 	// none finds the pages another has just brought into the CPU's caches.
 	// statfloor is the floor of a mutable Stream: it must also fstat the
 	// file at every read, to see a change made by another process.
-	names := []string{"floor", "pread", "immutable", "mutable", "statfloor"}
-	offset := func(c, i int) int64 { return int64((c*blocks/5+i)%blocks) * n }
+	names := []string{"floor", "pread", "immutable", "mutable", "statfloor", "readfloor"}
+	offset := func(c, i int) int64 { return int64((c*blocks/len(names)+i)%blocks) * n }
+	pread := func(q []byte, off int64) {
+		if m, err := unix.Pread(fd, q, off); m != n || err != nil {
+			b.Fatal(m, err)
+		}
+	}
 	var st unix.Stat_t
 	interleaved(b, 64, names, func(name string, i int) {
 		switch name {
 		case "floor":
-			if m, err := unix.Pread(fd, p, offset(0, i)); m != n || err != nil {
-				b.Fatal(m, err)
-			}
+			pread(p, offset(0, i))
 			copy(ring[i%len(ring)], p)
 		case "pread":
-			if m, err := unix.Pread(fd, p, offset(1, i)); m != n || err != nil {
-				b.Fatal(m, err)
-			}
+			pread(p, offset(1, i))
 		case "immutable":
 			if _, err := immutable.ReadAt(p, offset(2, i)); err != nil {
 				b.Fatal(err)
@@ -487,10 +496,12 @@ func BenchmarkStreamMissFloor(b *testing.B) {
 			if err := unix.Fstat(fd, &st); err != nil {
 				b.Fatal(err)
 			}
-			if m, err := unix.Pread(fd, p, offset(4, i)); m != n || err != nil {
-				b.Fatal(m, err)
-			}
-			copy(ring[i%len(ring)], p)
+			pread(p, offset(4, i))
+			copy(statRing[i%len(statRing)], p)
+		case "readfloor":
+			q := readRing[i%len(readRing)]
+			pread(q, offset(5, i))
+			copy(p, q)
 		}
 	})
 }
