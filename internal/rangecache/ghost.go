@@ -56,19 +56,19 @@ func newGhosts(maxBytes int64, maxCount int) ghosts {
 	return ghosts{unit: unit, window: uint64(maxBytes) / unit, maxCount: maxCount, maxBytes: maxBytes}
 }
 
-// hash returns k's hash.
-func (k key) hash() uint64 {
-	h := k.id*0x9e3779b97f4a7c15 ^ uint64(k.off)*0xc2b2ae3d27d4eb4f ^ uint64(k.n)*0x165667b19e3779f9
+// hash returns k's hash under a Cache's seed.
+func (k key) hash(seed uint64) uint64 {
+	h := k.id*0x9e3779b97f4a7c15 ^ uint64(k.off)*0xc2b2ae3d27d4eb4f ^ uint64(k.n)*0x165667b19e3779f9 ^ seed
 	h ^= h >> 31
 	h *= 0xbf58476d1ce4e5b9
 	h ^= h >> 29
 	return h
 }
 
-// lookup returns k's bucket (nil before the table is made), its tag, and
-// whether it is a ghost; now is the clock in units.
-func (g *ghosts) lookup(k key, now uint64) (b []uint64, tag uint64, ok bool) {
-	h := k.hash()
+// lookup returns the bucket of the key whose hash is h (nil before the
+// table is made), its tag, and whether it is a ghost; now is the clock in
+// units.
+func (g *ghosts) lookup(h, now uint64) (b []uint64, tag uint64, ok bool) {
 	tag = (h>>40 | 1) << stampBits
 	if g.table == nil {
 		return nil, tag, false
@@ -83,14 +83,15 @@ func (g *ghosts) lookup(k key, now uint64) (b []uint64, tag uint64, ok bool) {
 	return b, tag, false
 }
 
-// seen reports whether k is a ghost, and makes it one if it is not. A
-// range larger than the budget, which is never cached, is not remembered.
-func (g *ghosts) seen(k key) bool {
+// seen reports whether k, whose hash is h, is a ghost, and makes it one if
+// it is not. A range larger than the budget, which is never cached, is not
+// remembered.
+func (g *ghosts) seen(k key, h uint64) bool {
 	if k.n > g.maxBytes {
 		return false
 	}
 	now := g.clock / g.unit
-	b, tag, ok := g.lookup(k, now)
+	b, tag, ok := g.lookup(h, now)
 	if ok {
 		return true
 	}
@@ -100,7 +101,7 @@ func (g *ghosts) seen(k key) bool {
 			buckets *= 2
 		}
 		g.table = make([]uint64, buckets*ways)
-		b, _, _ = g.lookup(k, now)
+		b, _, _ = g.lookup(h, now)
 	}
 	victim, oldest := 0, uint64(0)
 	for i, w := range b {
@@ -118,14 +119,14 @@ func (g *ghosts) seen(k key) bool {
 	return false
 }
 
-// has reports whether k is a ghost.
-func (g *ghosts) has(k key) bool {
-	_, _, ok := g.lookup(k, g.clock/g.unit)
+// has reports whether the key whose hash is h is a ghost.
+func (g *ghosts) has(h uint64) bool {
+	_, _, ok := g.lookup(h, g.clock/g.unit)
 	return ok
 }
 
-// add makes k a ghost, if it is not one.
-func (g *ghosts) add(k key) { g.seen(k) }
+// add makes k, whose hash is h, a ghost, if it is not one.
+func (g *ghosts) add(k key, h uint64) { g.seen(k, h) }
 
 // reset forgets every ghost.
 func (g *ghosts) reset() {

@@ -1,52 +1,48 @@
 package rangecache
 
-// lruList is the cache's entries in order of use, indexed by key: a map and
-// a list threaded through the entries themselves (entry.newer, entry.older).
-// golang-lru's LRU, used before, allocates a list node for each entry it
-// adds and reaches the entry through it: on a miss, which evicts an entry
-// and adds one, that was an allocation and two more lines of cold memory.
+// lruList is the cache's entries in order of use, indexed by key (index.go):
+// a list threaded through the entries themselves (entry.newer,
+// entry.older). golang-lru's LRU, used before, allocates a list node for
+// each entry it adds and reaches the entry through it: on a miss, which
+// evicts an entry and adds one, that was an allocation and two more lines
+// of cold memory.
 type lruList struct {
-	index          map[key]*entry
+	index          entryIndex
 	newest, oldest *entry
 }
 
 // Len returns the number of entries.
-func (l *lruList) Len() int { return len(l.index) }
+func (l *lruList) Len() int { return l.index.Len() }
 
-// Peek returns k's entry, leaving the order alone.
-func (l *lruList) Peek(k key) (*entry, bool) {
-	e, ok := l.index[k]
-	return e, ok
-}
+// Peek returns k's entry (h is k's hash), leaving the order alone.
+func (l *lruList) Peek(k key, h uint64) *entry { return l.index.get(k, h) }
 
-// Get returns k's entry and makes it the most recently used.
-func (l *lruList) Get(k key) (*entry, bool) {
-	e, ok := l.index[k]
-	if ok && e != l.newest {
+// Get returns k's entry (h is k's hash) and makes it the most recently
+// used.
+func (l *lruList) Get(k key, h uint64) *entry {
+	e := l.index.get(k, h)
+	if e != nil && e != l.newest {
 		l.unlink(e)
 		l.pushNewest(e)
 	}
-	return e, ok
+	return e
 }
 
-// Add makes e, under e.key, the most recently used entry, and returns the
-// entry it replaced under that key (already out of the list), if any.
+// Add makes e, under e.key and e.hash, the most recently used entry, and
+// returns the entry it replaced under that key (already out of the list),
+// if any.
 func (l *lruList) Add(e *entry) (replaced *entry) {
-	if old, ok := l.index[e.key]; ok {
-		l.unlink(old)
-		replaced = old
+	if replaced = l.index.put(e); replaced != nil {
+		l.unlink(replaced)
 	}
-	l.index[e.key] = e
 	l.pushNewest(e)
 	return replaced
 }
 
-// Remove removes k's entry, if there is one.
-func (l *lruList) Remove(k key) {
-	if e, ok := l.index[k]; ok {
-		l.unlink(e)
-		delete(l.index, k)
-	}
+// Remove removes e.
+func (l *lruList) Remove(e *entry) {
+	l.unlink(e)
+	l.index.remove(e)
 }
 
 // RemoveOldest removes the least recently used entry and returns it, or
@@ -54,8 +50,7 @@ func (l *lruList) Remove(k key) {
 func (l *lruList) RemoveOldest() *entry {
 	e := l.oldest
 	if e != nil {
-		l.unlink(e)
-		delete(l.index, e.key)
+		l.Remove(e)
 	}
 	return e
 }

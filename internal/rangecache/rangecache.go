@@ -61,6 +61,7 @@ package rangecache
 
 import (
 	"math"
+	"math/rand/v2"
 	"sync"
 )
 
@@ -82,6 +83,7 @@ type key struct {
 
 type entry struct {
 	key        key
+	hash       uint64 // key.hash(the Cache's seed)
 	data       []byte // a large entry's is never modified once stored
 	rec        *fileRec
 	prev, next *entry // in rec's list
@@ -156,6 +158,7 @@ type Stats struct {
 type Cache struct {
 	max   int64
 	admit Admission
+	seed  uint64 // of the keys' hashes (index.go)
 
 	mu    sync.Mutex
 	lru   lruList
@@ -174,7 +177,7 @@ type Cache struct {
 // New returns a Cache that holds at most maxBytes bytes of data and admits
 // misses as a says.
 func New(maxBytes int64, a Admission) *Cache {
-	c := &Cache{max: max(maxBytes, 0), admit: a, lru: lruList{index: make(map[key]*entry)}, files: make(map[*Ident]*fileRec), free: make(map[int][][]byte)}
+	c := &Cache{max: max(maxBytes, 0), admit: a, seed: rand.Uint64(), files: make(map[*Ident]*fileRec), free: make(map[int][][]byte)}
 	c.maxFree = int(max(minFree, min(c.max/8, math.MaxInt32)))
 	c.ghosts = newGhosts(c.max, int(min(max(c.max/ghostPer, minGhosts), maxGhosts)))
 	return c
@@ -207,11 +210,12 @@ func (c *Cache) Lookup(id *Ident, snap Snapshot, off int64, p []byte) (n int, hi
 
 func (c *Cache) get(id *Ident, snap Snapshot, off int64, p []byte, wantBuf bool) (n int, hit, admit bool, buf []byte) {
 	k := key{id.id, off, int64(len(p))}
+	h := k.hash(c.seed)
 	c.mu.Lock()
-	e, ok := c.lru.Get(k)
-	if !ok {
+	e := c.lru.Get(k, h)
+	if e == nil {
 		c.stats.Misses++
-		admit = c.admit == AdmitAll || c.ghosts.seen(k)
+		admit = c.admit == AdmitAll || c.ghosts.seen(k, h)
 		if admit && wantBuf && int64(len(p)) <= c.max {
 			buf = c.bufLocked(len(p))
 		}
@@ -367,8 +371,9 @@ func (c *Cache) Invalidate(id *Ident) {
 func (c *Cache) Peek(id *Ident, off int64, n int) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.lru.Peek(key{id.id, off, int64(n)})
-	if !ok {
+	k := key{id.id, off, int64(n)}
+	e := c.lru.Peek(k, k.hash(c.seed))
+	if e == nil {
 		return nil, false
 	}
 	return append([]byte{}, e.data...), true // a large entry's data is never modified: safe
@@ -389,7 +394,7 @@ func (c *Cache) Purge() {
 func (c *Cache) Ghosted(id *Ident, off int64, n int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.ghosts.has(key{id.id, off, int64(n)})
+	return c.ghosts.has(key{id.id, off, int64(n)}.hash(c.seed))
 }
 
 // Stats returns the counters.
@@ -448,9 +453,9 @@ func (r *fileRec) indexRemove(e *entry) {
 
 // storeLocked adds or replaces the entry for k in r.
 func (c *Cache) storeLocked(r *fileRec, k key, data []byte) {
-	if e, ok := c.lru.Peek(k); ok {
+	h := k.hash(c.seed)
+	if e := c.lru.Get(k, h); e != nil { // now the most recently used
 		c.setDataLocked(e, data)
-		c.lru.Get(k) // most recently used
 		return
 	}
 	c.addLocked(r, k, data)
@@ -467,7 +472,7 @@ func (c *Cache) addLocked(r *fileRec, k key, data []byte) {
 	} else {
 		e = new(entry)
 	}
-	*e = entry{key: k, data: data, rec: r, next: r.head}
+	*e = entry{key: k, hash: k.hash(c.seed), data: data, rec: r, next: r.head}
 	if r.head != nil {
 		r.head.prev = e
 	}
@@ -506,10 +511,10 @@ func (c *Cache) setDataLocked(e *entry, data []byte) {
 // record when it is empty, and leaves a ghost of e (under AdmitReused).
 func (c *Cache) removeLocked(e *entry, fromLRU bool) {
 	if fromLRU {
-		c.lru.Remove(e.key)
+		c.lru.Remove(e)
 	}
 	if c.admit == AdmitReused {
-		c.ghosts.add(e.key)
+		c.ghosts.add(e.key, e.hash)
 	}
 	r := e.rec
 	if r.indexed {

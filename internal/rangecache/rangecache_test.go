@@ -565,11 +565,11 @@ func TestGhostsModel(t *testing.T) {
 			default:
 				was := inModel(k)
 				if op%2 == 0 {
-					if got := g.seen(k); got != was {
+					if got := seenK(&g, k); got != was {
 						t.Fatalf("seed %d, op %d: seen(%v) = %v, want %v", seed, i, k, got, was)
 					}
 				} else {
-					g.add(k)
+					addK(&g, k)
 				}
 				if !was && k.n <= g.maxBytes {
 					model = append(model, ghost{k, clock})
@@ -578,8 +578,8 @@ func TestGhostsModel(t *testing.T) {
 			}
 			if i%97 == 0 {
 				for _, u := range universe {
-					if g.has(u) != inModel(u) {
-						t.Fatalf("seed %d, op %d: has(%v) = %v", seed, i, u, g.has(u))
+					if hasK(&g, u) != inModel(u) {
+						t.Fatalf("seed %d, op %d: has(%v) = %v", seed, i, u, hasK(&g, u))
 					}
 				}
 			}
@@ -591,42 +591,42 @@ func TestGhostsModel(t *testing.T) {
 // forgotten ghost's slot if there is one, or else the oldest ghost's.
 func TestGhostsBucketOverflow(t *testing.T) {
 	g := newGhosts(16, minGhosts)
-	g.seen(key{0, 0, 1}) // makes the table; clock 1
+	seenK(&g, key{0, 0, 1}) // makes the table; clock 1
 	buckets := uint64(len(g.table) / ways)
-	home := (key{0, 0, 1}).hash() % buckets
+	home := (key{0, 0, 1}).hash(0) % buckets
 	var same, others []key // keys of that bucket, and of others
 	for off := int64(0); len(same) < ways+2 || len(others) < 2; off++ {
-		if k := (key{0, off, 1}); k.hash()%buckets == home {
+		if k := (key{0, off, 1}); k.hash(0)%buckets == home {
 			same = append(same, k)
 		} else {
 			others = append(others, k)
 		}
 	}
-	g.seen(key{others[0].id, others[0].off, 8}) // clock 9
-	for _, k := range same[1:ways] {            // slots 1 to 7; clock 16
-		g.seen(k)
+	seenK(&g, key{others[0].id, others[0].off, 8}) // clock 9
+	for _, k := range same[1:ways] {               // slots 1 to 7; clock 16
+		seenK(&g, k)
 	}
 	for _, k := range same[:ways] {
-		if !g.has(k) {
+		if !hasK(&g, k) {
 			t.Fatalf("a full bucket lost ghost %v", k)
 		}
 	}
-	g.seen(others[1]) // clock 17: same[0] is forgotten
-	if g.has(same[0]) {
+	seenK(&g, others[1]) // clock 17: same[0] is forgotten
+	if hasK(&g, same[0]) {
 		t.Fatal("a ghost outlived the budget")
 	}
-	g.seen(same[ways]) // into slot 0, the forgotten ghost's
+	seenK(&g, same[ways]) // into slot 0, the forgotten ghost's
 	for _, k := range same[1 : ways+1] {
-		if !g.has(k) {
+		if !hasK(&g, k) {
 			t.Fatalf("ghost %v lost", k)
 		}
 	}
-	g.seen(same[ways+1]) // the bucket is full: takes same[1]'s slot, 1
-	if g.has(same[1]) {
+	seenK(&g, same[ways+1]) // the bucket is full: takes same[1]'s slot, 1
+	if hasK(&g, same[1]) {
 		t.Fatal("the oldest ghost of an overflowing bucket is remembered")
 	}
 	for _, k := range same[2:] {
-		if !g.has(k) {
+		if !hasK(&g, k) {
 			t.Fatalf("ghost %v lost, not the oldest", k)
 		}
 	}
@@ -647,7 +647,7 @@ func TestCacheLookupBuffer(t *testing.T) {
 	}
 	copy(buf, "abcd")
 	c.PutBuffer(id, snap, id.Gen(), 0, 4, buf)
-	if e, ok := c.lru.Peek(key{id.id, 0, 4}); !ok || &e.data[0] != &buf[0] {
+	if e := c.lru.Peek(key{id.id, 0, 4}, key{id.id, 0, 4}.hash(c.seed)); e == nil || &e.data[0] != &buf[0] {
 		t.Fatal("PutBuffer copied the buffer instead of keeping it")
 	}
 	if got, ok := get(c, id, snap, 0, 4); !ok || got != "abcd" {
@@ -691,3 +691,8 @@ func TestCacheLookupBuffer(t *testing.T) {
 		t.Fatalf("stats %+v, want 2 entries of 6 bytes", st)
 	}
 }
+
+// seenK, hasK and addK call the ghosts' methods with k's unseeded hash.
+func seenK(g *ghosts, k key) bool { return g.seen(k, k.hash(0)) }
+func hasK(g *ghosts, k key) bool  { return g.has(k.hash(0)) }
+func addK(g *ghosts, k key)       { g.add(k, k.hash(0)) }
