@@ -30,3 +30,29 @@ func BenchmarkGetMiss(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMissStore measures the cache's part of a miss that stores its
+// result (Lookup, then PutBuffer of the buffer it gave), in a full cache
+// whose every lookup misses; thrash copies 4 KiB of a 64 MiB buffer
+// between misses, as the read would.
+func BenchmarkMissStore(b *testing.B) {
+	big := make([]byte, 64<<20)
+	for _, thrash := range []bool{false, true} {
+		b.Run(fmt.Sprintf("thrash=%t", thrash), func(b *testing.B) {
+			c := New(8<<20, AdmitAll)
+			id := Acquire(IdentKey{Space: NewSpace(), Name: b.Name()})
+			p := make([]byte, 4096)
+			for i := 0; b.Loop(); i++ {
+				off := int64(i%16384) * 4096
+				_, hit, buf := c.Lookup(id, Snapshot{}, off, p)
+				if hit || buf == nil {
+					b.Fatal("hit, or no buffer")
+				}
+				if thrash {
+					copy(p, big[off:off+4096])
+				}
+				c.PutBuffer(id, Snapshot{}, id.Gen(), off, len(p), buf)
+			}
+		})
+	}
+}

@@ -171,7 +171,8 @@ type Cache struct {
 	maxFree   int
 	spare     []*entry // recycled entries
 
-	ghosts ghosts
+	ghosts  ghosts
+	lastRec *fileRec // see recLocked
 }
 
 // New returns a Cache that holds at most maxBytes bytes of data and admits
@@ -217,7 +218,7 @@ func (c *Cache) get(id *Ident, snap Snapshot, off int64, p []byte, wantBuf bool)
 		c.stats.Misses++
 		admit = c.admit == AdmitAll || c.ghosts.seen(k, h)
 		if admit && wantBuf && int64(len(p)) <= c.max {
-			buf = c.bufLocked(len(p))
+			buf = c.roomLocked(len(p))
 		}
 		c.mu.Unlock()
 		return 0, false, admit, buf
@@ -226,7 +227,7 @@ func (c *Cache) get(id *Ident, snap Snapshot, off int64, p []byte, wantBuf bool)
 		c.dropRecLocked(r)
 		c.stats.Misses++
 		if wantBuf && int64(len(p)) <= c.max {
-			buf = c.bufLocked(len(p))
+			buf = c.roomLocked(len(p))
 		}
 		c.mu.Unlock()
 		return 0, false, true, buf // it was in the cache: reused
@@ -288,7 +289,7 @@ func (c *Cache) put(id *Ident, snap Snapshot, gen uint64, off int64, n int, data
 		}
 		return
 	}
-	c.makeRoomLocked(len(data))
+	c.makeRoomLocked(len(data), false)
 	var buf []byte
 	switch {
 	case owned:
@@ -306,7 +307,7 @@ func (c *Cache) put(id *Ident, snap Snapshot, gen uint64, off int64, n int, data
 			return
 		}
 	}
-	r := c.files[id]
+	r := c.recLocked(id)
 	if r != nil && (r.snap != snap || r.gen != gen) {
 		// One of the two snapshots is out of date; the next Get, with a
 		// fresh one, sorts out which.
@@ -335,7 +336,7 @@ func (c *Cache) Write(id *Ident, pre, post Snapshot, gen uint64, off int64, data
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if r := c.files[id]; r != nil {
+	if r := c.recLocked(id); r != nil {
 		if r.snap != pre || r.gen != gen-1 {
 			c.dropRecLocked(r)
 		} else {
@@ -348,7 +349,7 @@ func (c *Cache) Write(id *Ident, pre, post Snapshot, gen uint64, off int64, data
 			buf = c.bufLocked(len(data))
 			copy(buf, data)
 		}
-		r := c.files[id]
+		r := c.recLocked(id)
 		if r == nil {
 			r = c.newRecLocked(id, post, gen)
 		}
@@ -361,7 +362,7 @@ func (c *Cache) Write(id *Ident, pre, post Snapshot, gen uint64, off int64, data
 func (c *Cache) Invalidate(id *Ident) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if r := c.files[id]; r != nil {
+	if r := c.recLocked(id); r != nil {
 		c.dropRecLocked(r)
 	}
 }
@@ -411,7 +412,30 @@ func (c *Cache) Stats() Stats {
 func (c *Cache) newRecLocked(id *Ident, snap Snapshot, gen uint64) *fileRec {
 	r := &fileRec{id: id, snap: snap, gen: gen}
 	c.files[id] = r
+	c.lastRec = r
 	return r
+}
+
+// recLocked returns id's record, or nil. The record of the last file
+// stored or looked up is kept beside the map, as misses come mostly in runs
+// on one file.
+func (c *Cache) recLocked(id *Ident) *fileRec {
+	if r := c.lastRec; r != nil && r.id == id {
+		return r
+	}
+	r := c.files[id]
+	if r != nil {
+		c.lastRec = r
+	}
+	return r
+}
+
+// forgetRecLocked removes r from the map of records.
+func (c *Cache) forgetRecLocked(r *fileRec) {
+	delete(c.files, r.id)
+	if c.lastRec == r {
+		c.lastRec = nil
+	}
 }
 
 // indexLocked builds r's index.
@@ -510,6 +534,13 @@ func (c *Cache) setDataLocked(e *entry, data []byte) {
 // removeLocked removes e from the LRU and from its record, forgets the
 // record when it is empty, and leaves a ghost of e (under AdmitReused).
 func (c *Cache) removeLocked(e *entry, fromLRU bool) {
+	c.recycleLocked(c.detachLocked(e, fromLRU))
+}
+
+// detachLocked is removeLocked that returns e's data for reuse instead of
+// recycling it, or nil if a lookup is still copying from it (the last one
+// recycles it).
+func (c *Cache) detachLocked(e *entry, fromLRU bool) (data []byte) {
 	if fromLRU {
 		c.lru.Remove(e)
 	}
@@ -530,15 +561,16 @@ func (c *Cache) removeLocked(e *entry, fromLRU bool) {
 	}
 	c.bytes -= int64(len(e.data))
 	if r.count--; r.count == 0 {
-		delete(c.files, r.id)
+		c.forgetRecLocked(r)
 	}
 	if e.readers > 0 {
 		e.gone = true // the last reader recycles
 		e.rec, e.prev, e.next = nil, nil, nil
-		return
+		return nil
 	}
-	c.recycleLocked(e.data)
+	data = e.data
 	c.spareLocked(e)
+	return data
 }
 
 // dropRecLocked drops every entry of r's file.
@@ -548,7 +580,7 @@ func (c *Cache) dropRecLocked(r *fileRec) {
 		c.removeLocked(r.head, true)
 	}
 	if c.files[r.id] == r { // an empty record (none exist, but be safe)
-		delete(c.files, r.id)
+		c.forgetRecLocked(r)
 	}
 }
 
@@ -586,28 +618,38 @@ func (c *Cache) spareLocked(e *entry) {
 	}
 }
 
-// makeRoomLocked evicts until n more bytes fit in the budget.
-func (c *Cache) makeRoomLocked(n int) {
-	for c.bytes+int64(n) > c.max && c.evictOldestLocked() {
+// roomLocked makes room for an entry of n bytes and returns a buffer for
+// it: in steady state, where each miss evicts an entry for the next, the
+// evicted entry's own buffer, which skips the free lists.
+func (c *Cache) roomLocked(n int) []byte {
+	if buf := c.makeRoomLocked(n, true); buf != nil {
+		return buf
 	}
+	return c.bufLocked(n)
 }
 
-func (c *Cache) evictLocked() {
-	for c.bytes > c.max && c.evictOldestLocked() {
+// makeRoomLocked evicts until n more bytes fit in the budget. If want, it
+// returns the data of an evicted entry of n bytes, if there was one, instead
+// of recycling it.
+func (c *Cache) makeRoomLocked(n int, want bool) (buf []byte) {
+	for c.bytes+int64(n) > c.max {
+		e := c.lru.RemoveOldest()
+		if e == nil {
+			break
+		}
+		c.stats.Evictions++
+		d := c.detachLocked(e, false)
+		if want && buf == nil && len(d) == n {
+			buf = d[:n:n]
+		} else {
+			c.recycleLocked(d)
+		}
 	}
+	return buf
 }
 
-// evictOldestLocked evicts the least recently used entry, which leaves a
-// ghost. It reports false if there was none.
-func (c *Cache) evictOldestLocked() bool {
-	e := c.lru.RemoveOldest()
-	if e == nil {
-		return false
-	}
-	c.removeLocked(e, false)
-	c.stats.Evictions++
-	return true
-}
+// evictLocked evicts until the cache is within its budget.
+func (c *Cache) evictLocked() { c.makeRoomLocked(0, false) }
 
 // patchLocked applies a write of data at w to r's entries.
 func (c *Cache) patchLocked(r *fileRec, w int64, data []byte) {

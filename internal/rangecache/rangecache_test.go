@@ -299,9 +299,22 @@ func TestCacheLargeEntriesRecycled(t *testing.T) {
 				default:
 				}
 				off := int64(rng.IntN(8)) * size
-				switch rng.IntN(4) {
+				switch rng.IntN(5) {
 				case 0:
 					c.Put(id, Snapshot{}, id.Gen(), off, size, bytes.Repeat([]byte{byte(i)}, size))
+				case 4:
+					// A miss that stores: the buffer Lookup gives may be an
+					// evicted entry's, which no reader may still be copying.
+					gen := id.Gen()
+					if n, ok, buf := c.Lookup(id, Snapshot{}, off, p); ok && (n != size || !uniform(p)) {
+						t.Errorf("torn read at %d: %d bytes", off, n)
+						return
+					} else if buf != nil {
+						for j := range buf {
+							buf[j] = byte(i)
+						}
+						c.PutBuffer(id, Snapshot{}, gen, off, size, buf)
+					}
 				case 1:
 					// Replaces every byte of the entries it covers: they stay uniform.
 					c.Write(id, Snapshot{}, Snapshot{}, id.Bump(), off, bytes.Repeat([]byte{byte(i)}, size), rng.IntN(2) == 0)
@@ -527,6 +540,23 @@ func TestCacheMissAllocs(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(1000, f); n != 0 {
 		t.Fatalf("%v allocations per miss", n)
+	}
+
+	// A miss that stores its result in a full cache reuses what it evicts.
+	c = New(64<<10, AdmitAll)
+	store := func() {
+		_, hit, buf := c.Lookup(id, Snapshot{}, off, p)
+		if hit || buf == nil {
+			t.Fatal("not an admitted miss")
+		}
+		c.PutBuffer(id, Snapshot{}, id.Gen(), off, len(p), buf)
+		off += 4096
+	}
+	for range 1000 {
+		store()
+	}
+	if n := testing.AllocsPerRun(1000, store); n != 0 {
+		t.Fatalf("%v allocations per stored miss", n)
 	}
 }
 
