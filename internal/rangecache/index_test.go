@@ -46,7 +46,7 @@ func TestEntryIndexModel(t *testing.T) {
 				if x.Len() != len(model) {
 					t.Fatalf("bits %d seed %d op %d: Len %d, want %d", bits, seed, i, x.Len(), len(model))
 				}
-				if n := len(x.slots); n > 0 && (2*x.count > n || (n > minSlots && 8*x.count < n)) {
+				if n := len(x.slots); n > 0 && (4*x.count > n || (n > minSlots && 16*x.count < n)) {
 					t.Fatalf("bits %d seed %d op %d: %d entries in %d slots", bits, seed, i, x.count, n)
 				}
 				if i%5 != 0 {
