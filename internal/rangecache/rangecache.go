@@ -201,9 +201,11 @@ func (c *Cache) Get(id *Ident, snap Snapshot, off int64, p []byte) (n int, hit, 
 
 // Lookup is Get that, on a miss it admits, also returns a buffer of
 // len(p) bytes for the caller to read the range into and hand to
-// PutBuffer (or Release): reading into the cache's memory and copying
-// from there into p, both in cache, costs less than reading into p and
-// copying into memory that was the least recently used in the cache.
+// PutBuffer (or Release). It makes room for the entry first, and in steady
+// state the buffer is that of the entry it evicted, memory the processor
+// has long forgotten: the kernel's copy of a read into such memory, then a
+// copy from there into p, costs less than a read into p and a Go copy
+// into the cold buffer (BenchmarkStreamMissFloor: 1.17 against 1.50 us).
 func (c *Cache) Lookup(id *Ident, snap Snapshot, off int64, p []byte) (n int, hit bool, buf []byte) {
 	n, hit, _, buf = c.get(id, snap, off, p, true)
 	return n, hit, buf
