@@ -2,10 +2,12 @@ package suite
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -31,10 +33,18 @@ import (
 //   - SQLite (modernc.org/sqlite, no cgo): WAL mode with synchronous=FULL,
 //     which syncs the log at every commit (synchronous=OFF for no fsync);
 //     one table of (key TEXT PRIMARY KEY, value BLOB).
+//
+// Beside them, the floor of the design itself ("file floor"): a file per
+// value with no manifest and no checksum, in raw system calls. A new value
+// is created, written, fsynced with its directory (for durability; no
+// temporary name, as keys are new), a read opens, fstats, preads and
+// closes. Where that floor loses to another store, so must any store of one
+// file per value.
 const (
-	cBolt     = "bbolt"
-	cPebbleDB = "pebble"
-	cSQLite   = "SQLite"
+	cBolt      = "bbolt"
+	cPebbleDB  = "pebble"
+	cSQLite    = "SQLite"
+	cFileFloor = "file floor"
 )
 
 // blobStore is one contender of the Blobs group.
@@ -58,6 +68,7 @@ var blobOpeners = []blobOpener{
 	{cBolt, openBolt},
 	{cPebbleDB, openPebbleBlobs},
 	{cSQLite, openSQLite},
+	{cFileFloor, openFileFloor},
 }
 
 type dirstoreBlobs struct{ s *dirstore.Store }
@@ -72,6 +83,83 @@ func (d dirstoreBlobs) get(k string) ([]byte, error) { return d.s.Get(k) }
 func (d dirstoreBlobs) del(k string) error           { return d.s.Delete(k) }
 func (d dirstoreBlobs) sync() error                  { return d.s.Sync() }
 func (d dirstoreBlobs) close() error                 { return d.s.Close() }
+
+// fileFloor is the "file floor" contender: a file per value, named by its
+// key, and nothing else.
+type fileFloor struct {
+	dir     string
+	dirfd   int
+	durable bool
+}
+
+func openFileFloor(dir string, durable bool) (blobStore, error) {
+	dirfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	return &fileFloor{dir, dirfd, durable}, nil
+}
+
+func (f *fileFloor) set(k string, v []byte) error {
+	fd, err := unix.Openat(f.dirfd, k, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return &os.PathError{Op: "create", Path: k, Err: err}
+	}
+	for p := v; len(p) > 0 && err == nil; {
+		var n int
+		n, err = unix.Write(fd, p)
+		p = p[n:]
+	}
+	if err == nil && f.durable {
+		err = unix.Fsync(fd)
+	}
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
+	}
+	if err == nil && f.durable {
+		err = unix.Fsync(f.dirfd)
+	}
+	if err != nil {
+		return &os.PathError{Op: "write", Path: k, Err: err}
+	}
+	return nil
+}
+
+func (f *fileFloor) get(k string) ([]byte, error) {
+	fd, err := unix.Openat(f.dirfd, k, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: k, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: k, Err: err}
+	}
+	b := make([]byte, st.Size)
+	for n := 0; n < len(b); {
+		m, err := unix.Pread(fd, b[n:], int64(n))
+		if err != nil || m == 0 {
+			return nil, &os.PathError{Op: "read", Path: k, Err: cmp.Or(err, io.ErrUnexpectedEOF)}
+		}
+		n += m
+	}
+	return b, nil
+}
+
+func (f *fileFloor) del(k string) error {
+	err := unix.Unlinkat(f.dirfd, k, 0)
+	if err == nil && f.durable {
+		err = unix.Fsync(f.dirfd)
+	}
+	if err != nil {
+		return &os.PathError{Op: "remove", Path: k, Err: err}
+	}
+	return nil
+}
+
+// sync makes every file of the directory durable, and the directory.
+func (f *fileFloor) sync() error  { return unix.Syncfs(f.dirfd) }
+func (f *fileFloor) close() error { return unix.Close(f.dirfd) }
 
 var boltBucket = []byte("kv")
 
@@ -246,7 +334,7 @@ func blobRows(manyKeys int) []*Row {
 		rows = append(rows,
 			&Row{Group: g, Op: "Set a new key durably, " + name + ", 1 goroutine", Short: "Set durable " + name + ", 1 goroutine", Unit: Ops,
 				Setup: blobSet(n, 1, true), Goals: durable1,
-				Note: "Each store as durable as its documentation makes a write: dirstore's default; bbolt Update (fsync per commit); pebble Set with Sync; SQLite in WAL mode with synchronous=FULL. os tmp+rename is the full protocol a careful program uses without a manifest: temporary file, write, fsync, rename, fsync of the directory."},
+				Note: "Each store as durable as its documentation makes a write: dirstore's default; bbolt Update (fsync per commit); pebble Set with Sync; SQLite in WAL mode with synchronous=FULL. os tmp+rename is the full protocol a careful program uses without a manifest: temporary file, write, fsync, rename, fsync of the directory. file floor is the least a file per value can do: create the file under its own name, write, fsync, fsync of the directory; no manifest, no checksum (its reads: open, fstat, pread, close)."},
 			&Row{Group: g, Op: "Set a new key durably, " + name + ", 8 goroutines", Short: "Set durable " + name + ", 8 goroutines", Unit: Ops,
 				Setup: blobSet(n, 8, true), Goals: durable8,
 				Note: "As above from 8 goroutines; bbolt through DB.Batch, its documented path for concurrent writers; SQLite writers wait for its write lock (busy_timeout)."},
