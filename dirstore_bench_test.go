@@ -2,6 +2,7 @@ package dirstore_test
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/dirstore/dirstore"
 	"github.com/dirstore/dirstore/internal/storetest"
+	"golang.org/x/sys/unix"
 )
 
 // The benchmarks come in pairs, "store" against a reference ("os", ...),
@@ -60,6 +62,53 @@ func BenchmarkGet1KiB(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkGetLarge: Store.Get of a 64 KiB and a 1 MiB value at random
+// among 64 keys, interleaved with the floor of a file per value: open,
+// fstat, a buffer of the file's size, pread, close (raw system calls, no
+// manifest, no checksum).
+func BenchmarkGetLarge(b *testing.B) {
+	const keys = 64
+	for _, n := range []int{64 << 10, 1 << 20} {
+		b.Run(fmt.Sprintf("size=%d", n), func(b *testing.B) {
+			v := benchValue(n)
+			s := storetest.Open(b, b.TempDir(), nil)
+			dir := b.TempDir()
+			for i := range keys {
+				mustSet(b, s, fmt.Sprint("key", i), v)
+				if err := os.WriteFile(filepath.Join(dir, fmt.Sprint("key", i)), v, 0o600); err != nil {
+					b.Fatal(err)
+				}
+			}
+			dirfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer unix.Close(dirfd)
+			rng := rand.New(rand.NewPCG(1, 2))
+			b.SetBytes(int64(n))
+			interleave(b, func(int) error {
+				_, err := s.Get(fmt.Sprint("key", rng.IntN(keys)))
+				return err
+			}, func(int) error {
+				fd, err := unix.Openat(dirfd, fmt.Sprint("key", rng.IntN(keys)), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+				if err != nil {
+					return err
+				}
+				defer unix.Close(fd)
+				var st unix.Stat_t
+				if err := unix.Fstat(fd, &st); err != nil {
+					return err
+				}
+				p := make([]byte, st.Size)
+				if m, err := unix.Pread(fd, p, 0); m != len(p) {
+					return fmt.Errorf("read %d of %d bytes: %v", m, len(p), err)
+				}
+				return nil
+			})
+		})
+	}
 }
 
 // interleave runs store and ref alternately, one operation each per

@@ -253,6 +253,18 @@ func testReadSize(t *testing.T, e *env) {
 		_, err := e.d.Read("v", size, nil)
 		isPath(t, fmt.Sprintf("Read(size=%d) of 5 bytes", size), err, datadir.ErrSize)
 	}
+	// A large value is read into a buffer of its exact size, and a file
+	// that grew past it is seen by a read of one byte more.
+	const large = 64 << 10
+	big := strings.Repeat("x", large+1)
+	e.write(t, "big", big)
+	for _, size := range []int64{large, large + 2} {
+		_, err := e.d.Read("big", size, nil)
+		isPath(t, fmt.Sprintf("Read(size=%d) of %d bytes", size, len(big)), err, datadir.ErrSize)
+	}
+	if got, err := e.d.Read("big", large+1, nil); err != nil || string(got) != big {
+		t.Fatalf("Read of a large value: %d bytes, %v", len(got), err)
+	}
 }
 
 // testReadBuf: Read uses buf where it is large enough (size+1, to see a

@@ -223,11 +223,20 @@ func (d *fastDir) Read(name string, size int64, buf []byte) ([]byte, error) {
 	// at size needs no second read to find the end: a syscall less on
 	// every small value. (Where a file system returned short reads before
 	// the end, a longer file could pass as its first size bytes, which
-	// the caller's checksum still checks.)
-	if int64(cap(buf)) < size+1 {
+	// the caller's checksum still checks.) A large value, which Go
+	// allocates in whole 8 KiB pages, gets exactly its size instead, and a
+	// second read of one byte past it: a 64 KiB value would otherwise take
+	// a 72 KiB allocation, and its zeroing and collection.
+	var past [1]byte
+	exact := int64(cap(buf)) < size+1 && size >= largeValue
+	if exact {
+		buf = make([]byte, size)
+	} else if int64(cap(buf)) < size+1 {
 		buf = make([]byte, size+1)
 	}
-	buf = buf[:size+1]
+	if !exact {
+		buf = buf[:size+1]
+	}
 	off := 0
 	for off < len(buf) {
 		n, err := unix.Pread(fd, buf[off:], int64(off))
@@ -245,11 +254,28 @@ func (d *fastDir) Read(name string, size int64, buf []byte) ([]byte, error) {
 			break
 		}
 	}
+	if exact && int64(off) == size {
+		for {
+			n, err := unix.Pread(fd, past[:], size)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return nil, d.notRegular("read", name, err)
+			}
+			off += n
+			break
+		}
+	}
 	if int64(off) != size {
 		return nil, pathErr("read", d.Path(name), fmt.Errorf("%w: %d bytes or more, want %d", ErrSize, off, size))
 	}
 	return buf[:off], nil
 }
+
+// largeValue is the size from which Read allocates a value's exact size:
+// past it Go allocates whole pages (32 KiB is its largest size class).
+const largeValue = 32 << 10
 
 // OpenRead opens name with openat and O_NOFOLLOW.
 func (d *fastDir) OpenRead(name string) (ReadFile, error) {
