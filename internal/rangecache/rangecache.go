@@ -319,7 +319,8 @@ func (c *Cache) put(id *Ident, snap Snapshot, gen uint64, off int64, n int, data
 	if r == nil {
 		r = c.newRecLocked(id, snap, gen)
 	}
-	c.addLocked(r, key{id.id, off, int64(n)}, buf)
+	k := key{id.id, off, int64(n)}
+	c.addLocked(r, k, k.hash(c.seed), buf)
 	c.stats.Admitted++
 	c.evictLocked()
 }
@@ -420,7 +421,9 @@ func (c *Cache) newRecLocked(id *Ident, snap Snapshot, gen uint64) *fileRec {
 
 // recLocked returns id's record, or nil. The record of the last file
 // stored or looked up is kept beside the map, as misses come mostly in runs
-// on one file.
+// on one file: with 4 KiB copied from a 64 MiB buffer between misses (the
+// read's effect on the processor's caches), BenchmarkMissStore measured a
+// miss at 115 ns with it and 340 ns going to the map each time.
 func (c *Cache) recLocked(id *Ident) *fileRec {
 	if r := c.lastRec; r != nil && r.id == id {
 		return r
@@ -484,21 +487,21 @@ func (c *Cache) storeLocked(r *fileRec, k key, data []byte) {
 		c.setDataLocked(e, data)
 		return
 	}
-	c.addLocked(r, k, data)
+	c.addLocked(r, k, h, data)
 }
 
-// addLocked adds an entry for k to r, for a k that is most likely new (a
-// miss was just seen): it saves the lookup storeLocked makes, and copes
-// with a concurrent Put of the same k, rare, by removing the entry it
-// replaces.
-func (c *Cache) addLocked(r *fileRec, k key, data []byte) {
+// addLocked adds an entry for k, whose hash is h, to r, for a k that is
+// most likely new (a miss was just seen): it saves the lookup storeLocked
+// makes, and copes with a concurrent Put of the same k, rare, by removing
+// the entry it replaces.
+func (c *Cache) addLocked(r *fileRec, k key, h uint64, data []byte) {
 	var e *entry
 	if n := len(c.spare); n > 0 {
 		e, c.spare = c.spare[n-1], c.spare[:n-1]
 	} else {
 		e = new(entry)
 	}
-	*e = entry{key: k, hash: k.hash(c.seed), data: data, rec: r, next: r.head}
+	*e = entry{key: k, hash: h, data: data, rec: r, next: r.head}
 	if r.head != nil {
 		r.head.prev = e
 	}

@@ -720,6 +720,19 @@ func TestCacheLookupBuffer(t *testing.T) {
 	if st := c.Stats(); st.Bytes != 6 || st.Entries != 2 {
 		t.Fatalf("stats %+v, want 2 entries of 6 bytes", st)
 	}
+
+	// In a full cache, a miss's buffer is that of the entry it evicts.
+	full := New(8, AdmitAll)
+	for off := int64(0); off < 8; off += 4 {
+		_, _, b := full.Lookup(id, snap, off, p)
+		copy(b, "wxyz")
+		full.PutBuffer(id, snap, id.Gen(), off, 4, b)
+	}
+	evicted := full.lru.oldest.data
+	_, _, b3 := full.Lookup(id, snap, 8, p)
+	if &b3[0] != &evicted[0] {
+		t.Error("a miss in a full cache did not take the evicted entry's buffer")
+	}
 }
 
 // seenK, hasK and addK call the ghosts' methods with k's unseeded hash.
