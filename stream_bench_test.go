@@ -72,6 +72,42 @@ func BenchmarkStreamHit4KiB(b *testing.B) {
 			copy(p, v)
 		}
 	})
+	// The reference of a mutable ("checked") Stream's hit: a pread of the
+	// same ranges, which a hit should not cost more than.
+	b.Run("ref=pread", func(b *testing.B) {
+		f, err := os.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		fd := int(f.Fd())
+		b.SetBytes(benchBlock)
+		for i := 0; b.Loop(); i++ {
+			if m, err := unix.Pread(fd, p, int64(i%entries)*benchBlock); m != benchBlock {
+				b.Fatal(m, err)
+			}
+		}
+	})
+	// The floor of a mutable Stream's hit with any cache that copies: the
+	// fstat that sees a change made by another process, and the copy.
+	b.Run("ref=fstat+copy", func(b *testing.B) {
+		f, err := os.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		fd := int(f.Fd())
+		cached := make([]byte, entries*benchBlock)
+		var st unix.Stat_t
+		b.SetBytes(benchBlock)
+		for i := 0; b.Loop(); i++ {
+			if err := unix.Fstat(fd, &st); err != nil {
+				b.Fatal(err)
+			}
+			off := (i % entries) * benchBlock
+			copy(p, cached[off:off+benchBlock])
+		}
+	})
 	streams := []struct {
 		name string
 		open func(b *testing.B) *dirstore.Stream
