@@ -12,5 +12,5 @@ import "golang.org/x/sys/unix"
 // only the stricter.
 func serialSyncs(dir string) bool {
 	var st unix.Statfs_t
-	return unix.Statfs(dir, &st) == nil && st.Type == unix.BTRFS_SUPER_MAGIC
+	return unix.Statfs(dir, &st) == nil && uint32(st.Type) == unix.BTRFS_SUPER_MAGIC
 }

@@ -59,6 +59,7 @@ var HardenMutations = map[string]int32{
 	"buffer callback panic not caught":     mutNoPanicGuard,
 	"read-only FS not a permission error":  mutReadOnlyNotPermission,
 	"read-only FS does not fail the store": mutReadOnlyNotFailed,
+	"stream stat not checked for close":    mutStatUnchecked,
 }
 
 // SetMutation switches a seeded bug on; the returned function switches it off.

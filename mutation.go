@@ -36,6 +36,11 @@ const (
 	// under an open store (EROFS), which TestReadOnlyWhileOpen must catch.
 	mutReadOnlyNotPermission // EROFS does not match fs.ErrPermission
 	mutReadOnlyNotFailed     // a value file's EROFS does not fail the store
+
+	// mutStatUnchecked, which TestStreamStatAfterClose must catch: a
+	// checked Stream's read takes its fstat, made without mu, without
+	// checking that the Stream was not closed under it.
+	mutStatUnchecked
 )
 
 func mutated(m int32) bool { return mutation.Load() == m }

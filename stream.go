@@ -167,6 +167,7 @@ type Stream struct {
 	append    bool
 	immutable bool
 	fixed     rangecache.Snapshot // immutable: the file as opened
+	quickStat bool                // mutable, and fstat of fd never blocks: rawFstat
 	dev, ino  uint64
 	chunk     int
 	cache     *rangecache.Cache // nil: NoCache
@@ -257,6 +258,8 @@ func OpenStream(name string, flag int, perm fs.FileMode, opts *StreamOptions) (*
 	}
 	if s.immutable {
 		s.fixed = snapshotOf(&st)
+	} else {
+		s.quickStat = statNeverBlocks(fd)
 	}
 	if flag&unix.O_TRUNC != 0 {
 		// Opening truncated the file: a change other Streams must see.
@@ -290,16 +293,42 @@ func (s *Stream) closedErr(op string) error {
 }
 
 // snapshotLocked returns the file's Snapshot: the one taken at open for an
-// immutable Stream, else a fresh fstat. The caller holds mu for reading.
+// immutable Stream, else a fresh fstat. The caller holds mu for reading, or
+// checks closed after it (freshSnapshot).
 func (s *Stream) snapshotLocked() (rangecache.Snapshot, error) {
 	if s.immutable {
 		return s.fixed, nil
 	}
 	var st unix.Stat_t
-	if err := ignoringEINTR(func() error { return unix.Fstat(s.fd, &st) }); err != nil {
+	var err error
+	if s.quickStat {
+		err = rawFstat(s.fd, &st)
+	} else {
+		err = ignoringEINTR(func() error { return unix.Fstat(s.fd, &st) })
+	}
+	if err != nil {
 		return rangecache.Snapshot{}, s.pathErr("stat", err)
 	}
 	return snapshotOf(&st), nil
+}
+
+// freshSnapshot is a mutable Stream's fstat for a read through the cache,
+// and notes it for IsModified. A hit does not use the descriptor after it,
+// so the fstat goes without mu: closed, loaded after it, says whether it
+// saw the Stream's file. Close sets closed before it closes the
+// descriptor, and fstat had returned before the load; so if closed is
+// still false, the descriptor was not yet closed, nor its number reused
+// for another file, when fstat ran.
+func (s *Stream) freshSnapshot() (rangecache.Snapshot, error) {
+	snap, err := s.snapshotLocked()
+	if s.closed.Load() && !mutated(mutStatUnchecked) {
+		return rangecache.Snapshot{}, s.closedErr("read")
+	}
+	if err != nil {
+		return rangecache.Snapshot{}, err
+	}
+	s.note(snap, s.id.Gen())
+	return snap, nil
 }
 
 // note records what the Stream saw of the file, for IsModified.
@@ -349,13 +378,9 @@ func (s *Stream) readAt(p []byte, off int64) (n int, err error) {
 	}
 	snap := s.fixed
 	if !s.immutable {
-		if !lock() {
-			return 0, s.closedErr("read")
-		}
-		if snap, err = s.snapshotLocked(); err != nil {
+		if snap, err = s.freshSnapshot(); err != nil {
 			return 0, err
 		}
-		s.note(snap, s.id.Gen())
 	}
 	for n < len(p) {
 		at := off + int64(n)

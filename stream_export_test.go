@@ -47,3 +47,18 @@ func StreamFilesTracked(paths ...string) int {
 	}
 	return n
 }
+
+// StreamFD returns the descriptor of a Stream opened by OpenStream.
+func StreamFD(s *Stream) int { return s.fd }
+
+// StreamQuickStat reports whether s fstats its file without the scheduler
+// (rawFstat).
+func StreamQuickStat(s *Stream) bool { return s.quickStat }
+
+// StreamReadRacingClose is the part of a checked Stream's read that runs
+// without mu, for a read that found the Stream open just before a Close:
+// its fstat and what follows from it. It returns the error the read would.
+func StreamReadRacingClose(s *Stream) error {
+	_, err := s.freshSnapshot()
+	return err
+}

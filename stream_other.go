@@ -26,3 +26,6 @@ func fstat(fd int, fi *fileInfo) error {
 	fi.mtime = time.Unix(st.Mtim.Unix())
 	return nil
 }
+
+// statNeverBlocks is false: only Linux tells the file system (stream_linux.go).
+func statNeverBlocks(fd int) bool { return false }
