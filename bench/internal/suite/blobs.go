@@ -5,8 +5,10 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -39,12 +41,15 @@ import (
 // is created, written, fsynced with its directory (for durability; no
 // temporary name, as keys are new), a read opens, fstats, preads and
 // closes. Where that floor loses to another store, so must any store of one
-// file per value.
+// file per value. The "checked floor" is the same with a CRC-32C after each
+// value, which every read verifies: the floor of a store that, like
+// dirstore, checks what it reads.
 const (
 	cBolt      = "bbolt"
 	cPebbleDB  = "pebble"
 	cSQLite    = "SQLite"
 	cFileFloor = "file floor"
+	cChecked   = "checked floor"
 )
 
 // blobStore is one contender of the Blobs group.
@@ -69,6 +74,7 @@ var blobOpeners = []blobOpener{
 	{cPebbleDB, openPebbleBlobs},
 	{cSQLite, openSQLite},
 	{cFileFloor, openFileFloor},
+	{cChecked, openCheckedFloor},
 }
 
 type dirstoreBlobs struct{ s *dirstore.Store }
@@ -85,11 +91,14 @@ func (d dirstoreBlobs) sync() error                  { return d.s.Sync() }
 func (d dirstoreBlobs) close() error                 { return d.s.Close() }
 
 // fileFloor is the "file floor" contender: a file per value, named by its
-// key, and nothing else.
+// key, and nothing else. Checked, it is the "checked floor": each file
+// ends with the CRC-32C of its value, which every read verifies, as
+// dirstore verifies every value it reads.
 type fileFloor struct {
 	dir     string
 	dirfd   int
 	durable bool
+	checked bool
 }
 
 func openFileFloor(dir string, durable bool) (blobStore, error) {
@@ -97,18 +106,34 @@ func openFileFloor(dir string, durable bool) (blobStore, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
-	return &fileFloor{dir, dirfd, durable}, nil
+	return &fileFloor{dir: dir, dirfd: dirfd, durable: durable}, nil
 }
+
+func openCheckedFloor(dir string, durable bool) (blobStore, error) {
+	s, err := openFileFloor(dir, durable)
+	if err == nil {
+		s.(*fileFloor).checked = true
+	}
+	return s, err
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 func (f *fileFloor) set(k string, v []byte) error {
 	fd, err := unix.Openat(f.dirfd, k, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return &os.PathError{Op: "create", Path: k, Err: err}
 	}
-	for p := v; len(p) > 0 && err == nil; {
-		var n int
-		n, err = unix.Write(fd, p)
-		p = p[n:]
+	parts := [][]byte{v}
+	if f.checked {
+		parts = append(parts, binary.LittleEndian.AppendUint32(nil, crc32.Checksum(v, castagnoli)))
+	}
+	for _, p := range parts {
+		for len(p) > 0 && err == nil {
+			var n int
+			n, err = unix.Write(fd, p)
+			p = p[max(n, 0):]
+		}
 	}
 	if err == nil && f.durable {
 		err = unix.Fsync(fd)
@@ -142,6 +167,12 @@ func (f *fileFloor) get(k string) ([]byte, error) {
 			return nil, &os.PathError{Op: "read", Path: k, Err: cmp.Or(err, io.ErrUnexpectedEOF)}
 		}
 		n += m
+	}
+	if f.checked {
+		if len(b) < 4 || crc32.Checksum(b[:len(b)-4], castagnoli) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
+			return nil, &os.PathError{Op: "read", Path: k, Err: errors.New("checksum mismatch")}
+		}
+		b = b[:len(b)-4]
 	}
 	return b, nil
 }
@@ -334,7 +365,7 @@ func blobRows(manyKeys int) []*Row {
 		rows = append(rows,
 			&Row{Group: g, Op: "Set a new key durably, " + name + ", 1 goroutine", Short: "Set durable " + name + ", 1 goroutine", Unit: Ops,
 				Setup: blobSet(n, 1, true), Goals: durable1,
-				Note: "Each store as durable as its documentation makes a write: dirstore's default; bbolt Update (fsync per commit); pebble Set with Sync; SQLite in WAL mode with synchronous=FULL. os tmp+rename is the full protocol a careful program uses without a manifest: temporary file, write, fsync, rename, fsync of the directory. file floor is the least a file per value can do: create the file under its own name, write, fsync, fsync of the directory; no manifest, no checksum (its reads: open, fstat, pread, close)."},
+				Note: "Each store as durable as its documentation makes a write: dirstore's default; bbolt Update (fsync per commit); pebble Set with Sync; SQLite in WAL mode with synchronous=FULL. os tmp+rename is the full protocol a careful program uses without a manifest: temporary file, write, fsync, rename, fsync of the directory. file floor is the least a file per value can do: create the file under its own name, write, fsync, fsync of the directory; no manifest, no checksum (its reads: open, fstat, pread, close). checked floor is the file floor with a CRC-32C after the value, verified by every read."},
 			&Row{Group: g, Op: "Set a new key durably, " + name + ", 8 goroutines", Short: "Set durable " + name + ", 8 goroutines", Unit: Ops,
 				Setup: blobSet(n, 8, true), Goals: durable8,
 				Note: "As above from 8 goroutines; bbolt through DB.Batch, its documented path for concurrent writers; SQLite writers wait for its write lock (busy_timeout)."},
