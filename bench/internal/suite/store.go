@@ -22,6 +22,7 @@ const (
 	cDiskvCache = "diskv cache"
 	cDiskvIndex = "diskv BTreeIndex"
 	cOS         = "os files"
+	cNewFile    = "new file per write"
 	cOSAtomic   = "os tmp+rename"
 
 	valueSize = 1024
@@ -36,7 +37,7 @@ func storeRows(manyKeys int) []*Row {
 			Note: "A new key each time, at most 3,000 per batch. dirstore with Options.NoSync; diskv with a flat Transform, with and without TempDir (temporary file, then rename); os files: OpenFile(O_CREATE|O_EXCL), Write, Close. Nothing is fsynced."},
 		{Group: g, Op: "Overwrite a key written moments ago, 1 KiB, no fsync", Short: "Overwrite", Unit: Ops, Setup: overwrite, Phase: 1,
 			Goals: []Goal{{Against: cDiskv, Min: 10, Text: "Store overwrite at least 10x diskv"}},
-			Note:  "100 keys written at setup, overwritten in turn: each one milliseconds after its previous write. diskv truncates the file (O_TRUNC), or with TempDir renames a new one onto it, and os files use os.WriteFile (O_TRUNC): either way ext4's auto_da_alloc forces the old data to disk first. dirstore (NoSync, write buffer off) writes a new file and removes the old one at its next checkpoint."},
+			Note:  "100 keys written at setup, overwritten in turn: each one milliseconds after its previous write. diskv truncates the file (O_TRUNC), or with TempDir renames a new one onto it, and os files use os.WriteFile (O_TRUNC): either way ext4's auto_da_alloc forces the old data to disk first. dirstore (NoSync, write buffer off) writes a new file and removes the old one at its next checkpoint. new file per write is the floor of that design: each write creates the key's next file (os.WriteFile) and removes the one before."},
 		{Group: g, Op: "Set a new key durably, 1 KiB, 1 goroutine", Short: "Set durable, 1 goroutine", Unit: Ops, Setup: setDurable(1),
 			Note: "dirstore with default options: fsync of the file and of the directory, then a synced manifest commit. diskv WriteStream(sync=true) fsyncs the file but never the directory, so a new key can still vanish in a crash; os files: create, write, fsync, close (same gap); os tmp+rename is the full protocol: temporary file, fsync, rename, fsync of the directory."},
 		{Group: g, Op: "Set a new key durably, 1 KiB, 8 goroutines", Short: "Set durable, 8 goroutines", Unit: Ops, Setup: setDurable(8),
@@ -210,15 +211,33 @@ func overwrite(e *Env) (*Setup, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := dirs(e, "overwrite-diskv", "overwrite-diskvtmp", "overwrite-diskvtmp-tmp", "overwrite-os")
+	d, err := dirs(e, "overwrite-diskv", "overwrite-diskvtmp", "overwrite-diskvtmp-tmp", "overwrite-os", "overwrite-newfile")
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
 	dv, dt := flatDiskv(d[0], nil), flatDiskv(d[1], withTemp(d[2]))
 	osw := func(k string, v []byte) error { return os.WriteFile(filepath.Join(d[3], k), v, 0o600) }
+	// The floor of a file per version, as dirstore keeps: each write
+	// creates the key's next file and removes the one before (dirstore
+	// removes it later, at a checkpoint, but must remove it).
+	nw := newWritten(d[4])
+	versions := map[string]int{}
+	newFile := func(k string, v []byte) error {
+		n := versions[k] + 1
+		name := fmt.Sprint(k, "#", n)
+		if err := os.WriteFile(filepath.Join(d[4], name), v, 0o600); err != nil {
+			return err
+		}
+		nw.names[name] = true
+		versions[k] = n
+		if n == 1 {
+			return nil
+		}
+		return os.Remove(filepath.Join(d[4], fmt.Sprint(k, "#", n-1)))
+	}
 	v := value(valueSize)
-	sets := []kvSet{s.Set, dv.Write, dt.Write, osw}
+	sets := []kvSet{s.Set, dv.Write, dt.Write, osw, newFile}
 	for _, set := range sets {
 		for i := range keys {
 			if err := set(key(i), v); err != nil {
@@ -231,6 +250,13 @@ func overwrite(e *Env) (*Setup, error) {
 		s.Close()
 		return nil, err
 	}
+	newFileBatch := flushed(nw, func(budget time.Duration) (Result, error) {
+		next := 0
+		return loop(budget, maxOps, func(int) error {
+			next++
+			return newFile(key(next%keys), v)
+		})
+	})
 	rotating := func(name, dir string, set kvSet) Contender {
 		next := 0
 		w := newWritten(dir)
@@ -249,6 +275,7 @@ func overwrite(e *Env) (*Setup, error) {
 			rotating(cDiskv, d[0], dv.Write),
 			rotating(cDiskvTemp, d[1], dt.Write),
 			rotating(cOS, d[3], osw),
+			{Name: cNewFile, Batch: newFileBatch},
 		},
 		Close: func() { s.Close() },
 	}, nil
