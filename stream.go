@@ -177,8 +177,9 @@ type Stream struct {
 
 	// mu is held for reading by every call that uses the descriptor, and
 	// for writing by Close, which must not close it under a call. A cache
-	// hit does not use the descriptor and takes neither mu nor a system
-	// call: it only checks closed.
+	// hit takes no mu: an immutable Stream's makes no system call and only
+	// checks closed; a mutable Stream's fstat is vouched for by a check of
+	// closed after it (freshSnapshot).
 	mu     sync.RWMutex
 	closed atomic.Bool // set with mu held
 
@@ -346,8 +347,8 @@ func (s *Stream) pread(p []byte, off int64) (int, error) {
 }
 
 // readAt fills p from off through the cache, in entries of at most chunk
-// bytes, with one freshness check for the whole call. An immutable Stream
-// takes mu only if it must read the file.
+// bytes, with one freshness check for the whole call. It takes mu only if
+// it must read the file.
 func (s *Stream) readAt(p []byte, off int64) (n int, err error) {
 	if s.closed.Load() {
 		return 0, s.closedErr("read")
