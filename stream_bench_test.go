@@ -37,6 +37,18 @@ import (
 
 const benchBlock = 4096
 
+// benchFD opens path for reading until the benchmark ends and returns its
+// descriptor.
+func benchFD(b *testing.B, path string) int {
+	b.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { f.Close() })
+	return int(f.Fd())
+}
+
 func benchFile(b *testing.B, size int) string {
 	b.Helper()
 	data := make([]byte, size)
@@ -75,12 +87,7 @@ func BenchmarkStreamHit4KiB(b *testing.B) {
 	// The reference of a mutable ("checked") Stream's hit: a pread of the
 	// same ranges, which a hit should not cost more than.
 	b.Run("ref=pread", func(b *testing.B) {
-		f, err := os.Open(path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer f.Close()
-		fd := int(f.Fd())
+		fd := benchFD(b, path)
 		b.SetBytes(benchBlock)
 		for i := 0; b.Loop(); i++ {
 			if m, err := unix.Pread(fd, p, int64(i%entries)*benchBlock); m != benchBlock {
@@ -91,12 +98,7 @@ func BenchmarkStreamHit4KiB(b *testing.B) {
 	// The floor of a mutable Stream's hit with any cache that copies: the
 	// fstat that sees a change made by another process, and the copy.
 	b.Run("ref=fstat+copy", func(b *testing.B) {
-		f, err := os.Open(path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer f.Close()
-		fd := int(f.Fd())
+		fd := benchFD(b, path)
 		cached := make([]byte, entries*benchBlock)
 		var st unix.Stat_t
 		b.SetBytes(benchBlock)
@@ -169,12 +171,7 @@ func BenchmarkStreamHitChecked(b *testing.B) {
 			}
 		}
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	fd := int(f.Fd())
+	fd := benchFD(b, path)
 	cached := make([]byte, entries*benchBlock)
 	var st unix.Stat_t
 	interleaved(b, 64, []string{"hit", "pread", "floor"}, func(name string, i int) {
@@ -529,12 +526,7 @@ func interleaved(b *testing.B, block int, names []string, run func(name string, 
 func BenchmarkStreamMissFloor(b *testing.B) {
 	const size, n = 64 << 20, benchBlock
 	path := benchFile(b, size)
-	f, err := os.Open(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	fd := int(f.Fd())
+	fd := benchFD(b, path)
 	newRing := func() [][]byte {
 		r := make([][]byte, (8<<20)/n)
 		for i := range r {
@@ -597,12 +589,7 @@ func BenchmarkStreamMissFloor(b *testing.B) {
 func BenchmarkStreamMix(b *testing.B) {
 	const size, n, hot = 256 << 20, benchBlock, 1024
 	path := benchFile(b, size)
-	f, err := os.Open(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	fd := int(f.Fd())
+	fd := benchFD(b, path)
 	mutable := openStream(b, path, os.O_RDONLY, &dirstore.StreamOptions{Cache: dirstore.NewCache(16 << 20)})
 	immutable := openStream(b, path, os.O_RDONLY, &dirstore.StreamOptions{Immutable: true, Cache: dirstore.NewCache(16 << 20)})
 	p := make([]byte, n)
