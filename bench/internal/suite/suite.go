@@ -185,7 +185,7 @@ func Main() {
 		budget  = flag.Duration("time", 250*time.Millisecond, "length of one contender's batch in a round")
 		ebudget = flag.Duration("engine-time", 500*time.Millisecond, "batch length of the I/O engine rows (fio runs that long)")
 		dir     = flag.String("dir", os.TempDir(), "directory to make the scratch directory in (its file system is the one measured)")
-		svg     = flag.String("svg", "", "where to write the chart (default: docs/bench.svg in the repository root; \"-\" for none)")
+		svg     = flag.String("svg", "", "where to write the chart (default: docs/bench.svg in the repository root after a run of every row, none after -only; \"-\" for none)")
 		keys    = flag.Int("reopen-keys", 100_000, "keys of the reopen and list rows")
 		list    = flag.Bool("list", false, "list the rows and exit")
 		jsonOut = flag.String("json", "", "also save the run's results to this file, for -merge")
@@ -317,11 +317,13 @@ func Main() {
 		}
 	}
 
+	// The chart in the repository shows every row: a run of some of them
+	// (-only) leaves it alone unless told where to draw.
 	path := *svg
-	if path == "" {
+	if path == "" && *only == "" {
 		path = filepath.Join(repoRoot(), "docs", "bench.svg")
 	}
-	if path != "-" {
+	if path != "-" && path != "" {
 		if err := writeChart(path, m, outcomes); err != nil {
 			fatalf("chart: %v", err)
 		}
