@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -154,6 +155,9 @@ func fmtRatio(r float64) string {
 		return fmt.Sprintf("%.0fx", r)
 	case r >= 10:
 		return fmt.Sprintf("%.1fx", r)
+	case r > 0 && r < 0.01:
+		// Two significant digits, not a 0.00x that reads as nothing done.
+		return strconv.FormatFloat(r, 'g', 2, 64) + "x"
 	default:
 		return fmt.Sprintf("%.2fx", r)
 	}
