@@ -124,16 +124,11 @@ func (f *fileFloor) set(k string, v []byte) error {
 	if err != nil {
 		return &os.PathError{Op: "create", Path: k, Err: err}
 	}
-	parts := [][]byte{v}
-	if f.checked {
-		parts = append(parts, binary.LittleEndian.AppendUint32(nil, crc32.Checksum(v, castagnoli)))
-	}
-	for _, p := range parts {
-		for len(p) > 0 && err == nil {
-			var n int
-			n, err = unix.Write(fd, p)
-			p = p[max(n, 0):]
-		}
+	err = writeFull(fd, v)
+	if err == nil && f.checked {
+		var sum [4]byte
+		binary.LittleEndian.PutUint32(sum[:], crc32.Checksum(v, castagnoli))
+		err = writeFull(fd, sum[:])
 	}
 	if err == nil && f.durable {
 		err = unix.Fsync(fd)
@@ -146,6 +141,18 @@ func (f *fileFloor) set(k string, v []byte) error {
 	}
 	if err != nil {
 		return &os.PathError{Op: "write", Path: k, Err: err}
+	}
+	return nil
+}
+
+// writeFull writes all of p to fd.
+func writeFull(fd int, p []byte) error {
+	for len(p) > 0 {
+		n, err := unix.Write(fd, p)
+		if err != nil {
+			return err
+		}
+		p = p[n:]
 	}
 	return nil
 }

@@ -262,12 +262,16 @@ func overwrite(e *Env) (*Setup, error) {
 		s.Close()
 		return nil, err
 	}
+	nextNew := 0
 	newFileBatch := flushed(nw, func(budget time.Duration) (Result, error) {
-		next := 0
-		return loop(budget, maxOps, func(int) error {
-			next++
-			return newFile(key(next%keys), v)
+		r, err := loop(budget, maxOps, func(int) error {
+			nextNew++
+			return newFile(key(nextNew%keys), v)
 		})
+		if err == nil {
+			err = removeSuperseded() // untimed: loop has returned
+		}
+		return r, err
 	})
 	rotating := func(name, dir string, set kvSet) Contender {
 		next := 0
@@ -287,13 +291,7 @@ func overwrite(e *Env) (*Setup, error) {
 			rotating(cDiskv, d[0], dv.Write),
 			rotating(cDiskvTemp, d[1], dt.Write),
 			rotating(cOS, d[3], osw),
-			{Name: cNewFile, Batch: func(budget time.Duration) (Result, error) {
-				r, err := newFileBatch(budget)
-				if err == nil {
-					err = removeSuperseded()
-				}
-				return r, err
-			}},
+			{Name: cNewFile, Batch: newFileBatch},
 		},
 		Close: func() { s.Close() },
 	}, nil
