@@ -155,10 +155,9 @@ func BenchmarkStreamHit4KiB(b *testing.B) {
 
 // BenchmarkStreamHitChecked: a mutable ("checked") Stream's 4 KiB hit
 // against pread of the same range (goal: pread-x-hit, pread's time over
-// the hit's, at least 1.0) and
-// against the hit's floor (the fstat that sees another process's change,
-// and the copy), interleaved in blocks of 64 reads. The three read sets,
-// 512 KiB each, fit the L2 cache together.
+// the hit's, at least 1.0) and against the hit's floor (the fstat that
+// sees another process's change, and the copy), interleaved in blocks of
+// 64 reads. The three read sets, 512 KiB each, fit the L2 cache together.
 func BenchmarkStreamHitChecked(b *testing.B) {
 	const entries = 128
 	path := benchFile(b, entries*benchBlock)
