@@ -675,20 +675,23 @@ func (s *Store) commitLocked(key string, e *manifest.Entry, res *int64, alone bo
 		}
 		reserved = *res
 	}
-	// The key's recency records change with its entry.
+	// The key's recency records change with its entry, in a store that
+	// keeps them (recency.go); a Delete drops them in any store.
 	var rt int64
 	var rok bool
-	if had {
+	if had && (e == nil || s.rec.on) {
 		if rt, rok, err = s.man.Recency(key); err != nil {
 			return old, had, 0, err
 		}
 	}
 	b := s.man.NewBatch()
 	if e != nil {
-		t := s.rec.begin()
-		defer s.rec.end(t)
 		b.Put(key, *e)
-		b.SetRecency(key, rt, rok, t)
+		if s.rec.on {
+			t := s.rec.begin()
+			defer s.rec.end(t)
+			b.SetRecency(key, rt, rok, t)
+		}
 	} else {
 		b.Delete(key)
 		if rok {

@@ -169,7 +169,10 @@
 // Recency is kept in the manifest, not in memory: writes record it in
 // their commit, reads note it in memory and a background goroutine
 // writes it within a second, so the order is exact between uses more than
-// a second apart and survives Close, a crash and a reopen. An eviction is
+// a second apart and survives Close, a crash and a reopen. A store opened
+// without a budget keeps no recency, which makes its writes cheaper; the
+// next Open with one rebuilds it from the times the values were written,
+// the order the store's writes left. An eviction is
 // a Delete with the store's durability. [Store.Pin] keeps a key from
 // eviction, durably, until [Store.Unpin]. A [Buffer] over a bounded Store
 // forgets the spilled keys the Store evicts; [BufferOptions].MaxSpill

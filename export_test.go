@@ -60,6 +60,7 @@ var HardenMutations = map[string]int32{
 	"read-only FS not a permission error":  mutReadOnlyNotPermission,
 	"read-only FS does not fail the store": mutReadOnlyNotFailed,
 	"stream stat not checked for close":    mutStatUnchecked,
+	"recency records not rebuilt":          mutRecencyMarkKept,
 }
 
 // SetMutation switches a seeded bug on; the returned function switches it off.

@@ -19,18 +19,19 @@ const (
 
 	// Seeded bugs of the hardening against hostile conditions, which
 	// their own tests must catch (seeded_test.go).
-	mutNoFormatCheck  // a store of a newer format is opened as if known
-	mutPlantedIsIO    // a non-regular file under a value's name is an I/O error
-	mutNoSharedLock   // ReadOnly never falls back to a shared lock
-	mutNoPanicGuard   // a Buffer's callback panic escapes its flight
-	mutReserveKept    // the emergency reserve is never released
-	mutReserveFixed   // the emergency reserve does not grow with the manifest
-	mutReleaseOnce    // only the first write to meet a full disk retries
-	mutNoReserve      // a bounded store's write checks for room but does not reserve it
-	mutReadsForgotten // reads do not note their keys' recency
-	mutPinsIgnored    // eviction does not skip pinned keys
-	mutRemovePinned   // a superseded file is removed while a reader pins it
-	mutRecencyKept    // a rolled-back Set of a new key leaves its recency records
+	mutNoFormatCheck   // a store of a newer format is opened as if known
+	mutPlantedIsIO     // a non-regular file under a value's name is an I/O error
+	mutNoSharedLock    // ReadOnly never falls back to a shared lock
+	mutNoPanicGuard    // a Buffer's callback panic escapes its flight
+	mutReserveKept     // the emergency reserve is never released
+	mutReserveFixed    // the emergency reserve does not grow with the manifest
+	mutReleaseOnce     // only the first write to meet a full disk retries
+	mutNoReserve       // a bounded store's write checks for room but does not reserve it
+	mutReadsForgotten  // reads do not note their keys' recency
+	mutPinsIgnored     // eviction does not skip pinned keys
+	mutRemovePinned    // a superseded file is removed while a reader pins it
+	mutRecencyKept     // a rolled-back Set of a new key leaves its recency records
+	mutRecencyMarkKept // an Open without a budget leaves the mark of up-to-date recency records
 
 	// Seeded bugs of the handling of a file system that turns read-only
 	// under an open store (EROFS), which TestReadOnlyWhileOpen must catch.

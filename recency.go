@@ -19,7 +19,10 @@ import (
 //
 // Writes (Set, SetBuffers, SetFrom) change a key's records in the commit
 // that changes its entry, and Delete removes them in its own, so every key
-// always has them. Reads (Get, View, Open) must not wait for a disk write:
+// has them. That is in a store opened with a budget (MaxBytes or MaxIdle):
+// without one, the order is not used, and writes skip the records; the next
+// Open with a budget rebuilds them from the entries' write times
+// (openRecency). Reads (Get, View, Open) must not wait for a disk write:
 // they note the key and the time in a small set in memory (pending), which
 // a background goroutine writes to the manifest every second (a
 // flush), without sync. The eviction scan consults the set too, so the
@@ -63,9 +66,8 @@ const (
 	flushChunk = 128
 )
 
-// metaRecency marks a manifest whose every entry has its recency records
-// (stores written before they existed get them at their first writable
-// Open).
+// metaRecency marks a manifest whose every entry has its recency records,
+// up to date (openRecency).
 const metaRecency = "recency"
 
 // clockFunc is the recency clock; tests replace it (export_test.go).
@@ -291,13 +293,20 @@ func (s *Store) flushRecency() error {
 	return nil
 }
 
-// buildRecency gives every entry of a manifest written before recency
-// records existed the records of time now.
+// buildRecency gives every entry of a store opened with a budget the
+// recency records it lacks or that are out of date, unless the manifest
+// says none is (metaRecency): a store written before recency records
+// existed, or written since by a session without a budget, which keeps none
+// (openRecency). A key's recency is the later of its record and the time
+// its value was written: its entry's ModTime, else (adopted files) its
+// file's modification time. Unbudgeted sessions note no reads, so the
+// write times say all they knew. A file that cannot be stat'ed counts as
+// written now (reads will find what is wrong with it).
 func (s *Store) buildRecency() error {
 	if _, ok, err := s.man.Meta(metaRecency); err != nil || ok {
 		return s.metaErr(err)
 	}
-	t := s.rec.now()
+	now := s.rec.now()
 	b := s.man.NewBatch()
 	n := 0
 	for ke, err := range s.man.Entries("") {
@@ -310,14 +319,24 @@ func (s *Store) buildRecency() error {
 			b.Close()
 			return s.metaErr(err)
 		}
-		if !had {
-			b.SetRecency(ke.Key, old, had, t)
-			if n++; n%4096 == 0 {
-				if err := b.Commit(false); err != nil {
-					return s.metaErr(err)
-				}
-				b = s.man.NewBatch()
+		t := ke.ModTime
+		if t == 0 {
+			if mt, err := s.files.ModTime(fileName(ke.Key, ke.Entry)); err == nil {
+				t = mt.UnixNano()
+			} else {
+				t = now
 			}
+		}
+		t = min(t, now)
+		if had && old >= t {
+			continue
+		}
+		b.SetRecency(ke.Key, old, had, t)
+		if n++; n%4096 == 0 {
+			if err := b.Commit(false); err != nil {
+				return s.metaErr(err)
+			}
+			b = s.man.NewBatch()
 		}
 	}
 	b.SetMeta(metaRecency, binary.AppendUvarint(nil, 1))
@@ -325,13 +344,26 @@ func (s *Store) buildRecency() error {
 		return s.metaErr(err)
 	}
 	if n > 0 {
-		s.opts.Logger.Info("dirstore: recorded the recency of existing keys", "dir", s.dir, "count", n)
+		s.opts.Logger.Info("dirstore: recorded the recency of keys written without a budget", "dir", s.dir, "count", n)
 	}
 	return nil
 }
 
-// openRecency prepares a writable store's recency after recovery.
+// openRecency prepares a writable store's recency after recovery. Only a
+// store with a budget (MaxBytes or MaxIdle) keeps recency records: it
+// brings them up to date at Open (buildRecency). Without one, writes save
+// the cost of the records (a lookup and two more records per commit), and
+// Open first clears metaRecency, durably, so that the next Open with a
+// budget rebuilds them.
 func (s *Store) openRecency() error {
+	if !s.rec.on {
+		if _, ok, err := s.man.Meta(metaRecency); err != nil || !ok || mutated(mutRecencyMarkKept) {
+			return s.metaErr(err)
+		}
+		b := s.man.NewBatch()
+		b.DeleteMeta(metaRecency)
+		return s.metaErr(b.Commit(true))
+	}
 	last, err := s.man.LastAccess()
 	if err != nil {
 		return s.metaErr(err)

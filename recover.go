@@ -72,12 +72,11 @@ func (s *Store) adopt() error {
 		keys[key] = found{name, e}
 	}
 	adopted := make([]string, 0, len(keys))
+	// The adopted keys get no recency records: a store with a budget
+	// gives them their files' modification times next (openRecency).
 	b := s.man.NewBatch()
-	now := s.rec.now()
-	b.SetMeta(metaRecency, binary.AppendUvarint(nil, 1))
 	for key, f := range keys {
 		b.Put(key, f.e)
-		b.SetRecency(key, 0, false, now)
 		adopted = append(adopted, f.name)
 		s.count.Add(1)
 		s.bytes.Add(f.e.Size)

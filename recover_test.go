@@ -28,11 +28,12 @@ import (
 //
 //	plant                 files to put in /s before the first Open; input
 //	                      lines are "name: content" ("name/" for a directory)
-//	open [nosync] [buffered]
+//	open [nosync] [buffered] [bounded]
 //	                      Open (NoSync: no background checkpoint; buffered:
 //	                      with the write buffer, else every write goes to its
-//	                      file at once); prints what Open logged and the
-//	                      store's contents
+//	                      file at once; bounded: with a MaxBytes that evicts
+//	                      nothing, so that it keeps recency records); prints
+//	                      what Open logged and the store's contents
 //	set k=v ...           Set each in order
 //	delete k ...          Delete each in order
 //	apply                 write out the write buffer, in one batch, without
@@ -101,6 +102,9 @@ func (r *recoveryStory) run(t *testing.T, d *datadriven.TestData) string {
 		return r.ls(t)
 	case "open":
 		opts := &dirstore.Options{FS: r.fs, Logger: slog.New(storyLog{r})}
+		if d.HasArg("bounded") {
+			opts.MaxBytes = 1 << 30 // keeps recency records
+		}
 		if d.HasArg("nosync") {
 			opts.NoSync = true
 			opts.CheckpointInterval = time.Hour // only sync checkpoints

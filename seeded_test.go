@@ -33,6 +33,7 @@ var seededCatchers = map[string]string{
 	"read-only FS not a permission error":  "^TestReadOnlyWhileOpen$",
 	"read-only FS does not fail the store": "^TestReadOnlyWhileOpen$",
 	"stream stat not checked for close":    "^TestStreamStatAfterClose$",
+	"recency records not rebuilt":          "^TestRecencyRebuilt$",
 }
 
 // seededNeedRoot names the seeded bugs whose catchers mount file systems

@@ -342,7 +342,8 @@ func (s *Store) applyBatch(batch map[string]pendingOp) error {
 
 	// Every manifest change is made under applyMu, so the entries read
 	// here stay current until the commit. The keys' recency records change
-	// with them; the written keys count as used now.
+	// with them (in a store that keeps them: recency.go); the written keys
+	// count as used now.
 	t := s.rec.begin()
 	defer s.rec.end(t)
 	b := s.man.NewBatch()
@@ -352,7 +353,7 @@ func (s *Store) applyBatch(batch map[string]pendingOp) error {
 		old, had, err := s.peekEntry(a.key)
 		var rt int64
 		var rok bool
-		if err == nil && had {
+		if err == nil && had && (a.op.del || s.rec.on) {
 			rt, rok, err = s.man.Recency(a.key)
 		}
 		if err != nil {
@@ -374,7 +375,9 @@ func (s *Store) applyBatch(batch map[string]pendingOp) error {
 			undos = append(undos, manifest.Undo{Key: a.key, Old: a.old})
 		default:
 			b.Put(a.key, a.e)
-			b.SetRecency(a.key, rt, rok, t)
+			if s.rec.on {
+				b.SetRecency(a.key, rt, rok, t)
+			}
 			undos = append(undos, manifest.Undo{Key: a.key, Old: a.old, New: &a.e})
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -54,6 +55,9 @@ type Dir interface {
 	OpenRead(name string) (ReadFile, error)
 	// Remove removes name.
 	Remove(name string) error
+	// ModTime returns name's modification time: when its value was
+	// written.
+	ModTime(name string) (time.Time, error)
 	// SyncFiles makes the named files' contents durable.
 	SyncFiles(names []string) error
 	// SyncDir makes the directory's entries durable.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	"github.com/edsrzf/mmap-go"
 	"golang.org/x/sys/unix"
@@ -391,6 +392,14 @@ func (d *fastDir) Remove(name string) error {
 		return pathErr("remove", d.Path(name), err)
 	}
 	return nil
+}
+
+func (d *fastDir) ModTime(name string) (time.Time, error) {
+	var st unix.Stat_t
+	if err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return time.Time{}, pathErr("stat", d.Path(name), err)
+	}
+	return time.Unix(st.Mtim.Unix()), nil
 }
 
 func (d *fastDir) SyncFiles(names []string) error {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -208,6 +209,14 @@ func (d *vfsDir) Remove(name string) error {
 		return pathErr("remove", d.Path(name), err)
 	}
 	return nil
+}
+
+func (d *vfsDir) ModTime(name string) (time.Time, error) {
+	info, err := d.fs.Stat(d.Path(name))
+	if err != nil {
+		return time.Time{}, pathErr("stat", d.Path(name), err)
+	}
+	return info.ModTime(), nil
 }
 
 func (d *vfsDir) SyncFiles(names []string) error {

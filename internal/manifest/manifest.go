@@ -16,10 +16,10 @@
 //     keys first (see Accesses);
 //   - 'p' + key, with an empty value: the key is pinned (see Batch.Pin).
 //
-// Each key with an entry has a recency record and the access record of the
-// same time (see Batch.SetRecency); an access record whose key has no entry,
-// or whose time is not the key's recency, is stale and may be deleted
-// (DeleteAccess).
+// A key with an entry may have a recency record and the access record of
+// the same time (see Batch.SetRecency); the store says when every key has
+// them. An access record whose key has no entry, or whose time is not the
+// key's recency, is stale and may be deleted (DeleteAccess).
 package manifest
 
 import (
@@ -401,6 +401,9 @@ func (b *Batch) Delete(key string) { _ = b.b.Delete(entryKey(key), nil) }
 
 // SetMeta sets a metadata value.
 func (b *Batch) SetMeta(name string, v []byte) { _ = b.b.Set(metaKey(name), v, nil) }
+
+// DeleteMeta removes the metadata record name.
+func (b *Batch) DeleteMeta(name string) { _ = b.b.Delete(metaKey(name), nil) }
 
 // PutUndo records u under u.Seq.
 func (b *Batch) PutUndo(u *Undo) { _ = b.b.Set(undoKey(u.Seq), u.encode(), nil) }
