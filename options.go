@@ -106,7 +106,10 @@ type Options struct {
 	// the background, within a second). A value larger than MaxBytes is
 	// refused with ErrTooLarge. An eviction is a Delete with the store's
 	// durability. Open evicts down to MaxBytes if the store holds more.
-	// Default 0: unbounded.
+	// An unbounded store (neither MaxBytes nor MaxIdle) keeps no order,
+	// and its writes are the cheaper for it: the first Open with a budget
+	// after one rebuilds the order from the times the values were written,
+	// in one pass over the keys. Default 0: unbounded.
 	MaxBytes int64
 
 	// MaxIdle, if positive, evicts keys not used for longer, in the
