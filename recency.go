@@ -344,6 +344,11 @@ func (s *Store) buildRecency() error {
 		return s.metaErr(err)
 	}
 	if n > 0 {
+		// Out of the log and the memtable: the next Open does not replay
+		// two records a key, nor hold them in memory.
+		if err := s.man.Flush(0); err != nil {
+			return s.metaErr(err)
+		}
 		s.opts.Logger.Info("dirstore: recorded the recency of keys written without a budget", "dir", s.dir, "count", n)
 	}
 	return nil
