@@ -5,7 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -516,7 +518,8 @@ func crashPointErr(p crashPoint, ops []workOp, models []model, nosync bool, maxB
 	// A bounded store reopens bounded: recovery leaves it within its
 	// budget (and, since every state it passed through was, evicts
 	// nothing).
-	s, err := dirstore.Open("/db", &dirstore.Options{FS: p.fs, MaxBytes: maxBytes})
+	var logs strings.Builder // recovery's, for a failure
+	s, err := dirstore.Open("/db", &dirstore.Options{FS: p.fs, MaxBytes: maxBytes, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		return fail("Open: %v", err)
 	}
@@ -554,7 +557,8 @@ func crashPointErr(p crashPoint, ops []workOp, models []model, nosync bool, maxB
 		}
 	}
 	if match < 0 {
-		return fail("the store matches no allowed state (operations %d to %d): %s", lo, hi, describeDiff(got, models[p.acked]))
+		return fail("the store matches no allowed state (operations %d to %d): %s\n%s\nrecovery's log:\n%s",
+			lo, hi, describeDiff(got, models[p.acked]), nearestState(got, ops, models, lo, hi), logs.String())
 	}
 	// No orphan: every value file is the current file of a key.
 	names, err := p.fs.List("/db")
@@ -604,6 +608,25 @@ func midBufferOp(got model, o workOp, a, b model) bool {
 		}
 	}
 	return true
+}
+
+// nearestState says, for a crash that left no allowed state, which of
+// models[lo..hi] got is closest to, how, and the operations around it: the
+// start of a diagnosis, as failures of this kind depend on timing and a
+// seed does not reproduce them.
+func nearestState(got model, ops []workOp, models []model, lo, hi int) string {
+	best, bestN := lo, math.MaxInt
+	for i := hi; i >= lo; i-- {
+		if n := strings.Count(describeDiff(got, models[i]), "; "); n < bestN {
+			best, bestN = i, n
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "nearest: after %d operations: %s", best, describeDiff(got, models[best]))
+	for i := max(0, best-8); i < min(best+8, len(ops)); i++ {
+		fmt.Fprintf(&b, "\n  op %d: %s %q (%d bytes)", i, ops[i].kind, ops[i].key, len(ops[i].value))
+	}
+	return b.String()
 }
 
 func describeDiff(got, want model) string {
