@@ -344,8 +344,11 @@ func (s *Store) applyBatch(batch map[string]pendingOp) error {
 	// here stay current until the commit. The keys' recency records change
 	// with them (in a store that keeps them: recency.go); the written keys
 	// count as used now.
-	t := s.rec.begin()
-	defer s.rec.end(t)
+	var t int64
+	if s.rec.on {
+		t = s.rec.begin()
+		defer s.rec.end(t)
+	}
 	b := s.man.NewBatch()
 	undos := make([]manifest.Undo, 0, len(ops))
 	for i := range ops {
